@@ -1,0 +1,18 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// No package dependencies: SQLite and OpenSSL come from the system (libsqlite3-dev, libssl-dev), so a clean
+// build compiles only this package and the release binary links their static archives.
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "leetcode-claim",
+    products: [.executable(name: "leetcode-claim", targets: ["leetcode-claim"])],
+    targets: [
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
+        .target(name: "ClaimCore", dependencies: ["CSQLite", "COpenSSL"], swiftSettings: strict),
+        .executableTarget(name: "leetcode-claim", dependencies: ["ClaimCore"], swiftSettings: strict),
+        .testTarget(name: "ClaimCoreTests", dependencies: ["ClaimCore"], swiftSettings: strict),
+    ]
+)

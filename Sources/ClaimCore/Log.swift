@@ -1,0 +1,27 @@
+/// One JSON log line per request, for stderr. It carries no token, secret or request body.
+public enum Log {
+    static func line(response: Response, username: String?, durationMs: Double) -> String {
+        let status = response.status
+        var members: [(String, JSON)] = [
+            ("time", .string(Clock.rfc3339(ms: Clock.nowMs()))),
+            ("level", .string(status >= 500 ? "error" : status >= 400 ? "warn" : "info")),
+            ("request_id", response.requestID.map { .string($0) } ?? .null),
+            ("action", response.action.map { .string($0.rawValue) } ?? .null),
+            ("username", username.map { .string($0) } ?? .null),
+            ("outcome", .string(response.outcome.errorCode ?? "ok")),
+            ("status", .number(String(status))),
+            ("duration_ms", .number(String(Double(Int(durationMs * 1000)) / 1000))),
+        ]
+        if case .failure(let error) = response.outcome, let detail = error.detail {
+            members.append(("detail", .string(detail)))
+        }
+        return JSONWriter.serialize(.object(members)) + "\n"
+    }
+}
+
+extension Result where Failure == ClaimError {
+    var errorCode: String? {
+        if case .failure(let error) = self { return error.code.rawValue }
+        return nil
+    }
+}

@@ -1,0 +1,41 @@
+/// The one JSON line written to stdout.
+public struct Response: Sendable {
+    public var action: Request.Action?
+    public var requestID: String?
+    public var outcome: Result<JSON, ClaimError>
+
+    /// The HTTP-like status: 200 on success, else fixed by the error code.
+    public var status: Int {
+        switch outcome {
+        case .success: return 200
+        case .failure(let error): return error.code.status
+        }
+    }
+
+    /// The process exit code that goes with this response.
+    public var exitCode: Int32 {
+        switch outcome {
+        case .success: return 0
+        case .failure(let error): return ExitCode.forResponse(status: status, code: error.code)
+        }
+    }
+
+    /// `{"ok":…,"status":…,"action":…,"request_id":…,"result"|"error":…}` followed by a newline.
+    public var line: String {
+        var members: [(String, JSON)] = [
+            ("ok", .bool(status == 200)),
+            ("status", .number(String(status))),
+            ("action", action.map { .string($0.rawValue) } ?? .null),
+            ("request_id", requestID.map { .string($0) } ?? .null),
+        ]
+        switch outcome {
+        case .success(let result):
+            members.append(("result", result))
+        case .failure(let error):
+            var body: [(String, JSON)] = [("code", .string(error.code.rawValue)), ("message", .string(error.message))]
+            if let retry = error.retryAfterSeconds { body.append(("retry_after_s", .number(String(retry)))) }
+            members.append(("error", .object(body)))
+        }
+        return JSONWriter.serialize(.object(members)) + "\n"
+    }
+}

@@ -1,0 +1,274 @@
+import CSQLite
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A profile's owner as stored.
+public struct Claim: Sendable, Equatable {
+    public var username: String
+    public var claimedBy: String
+    public var claimedAt: String
+    public var verifiedVia: String
+}
+
+/// The claim store on an SQLite file: one guarded upsert decides every claim.
+public final class SQLiteStore {
+    /// The schema version this binary writes (`PRAGMA user_version`).
+    public static let schemaVersion = 1
+
+    let connection: SQLiteConnection
+
+    /// Opens the database, creating its folder and file when missing, sets the journal mode and migrates.
+    /// - Throws: `store_unavailable` (cannot open, read-only, corrupt, newer schema) or `store_busy`.
+    public init(config: Config) throws(ClaimError) {
+        let path = config.databasePath
+        try SQLiteStore.createParentFolder(of: path)
+        do throws(SQLiteError) {
+            connection = try SQLiteConnection(path: path, busyTimeoutMs: config.busyTimeoutMs)
+        } catch {
+            throw error.claimError(context: "open")
+        }
+        if connection.isReadOnly {
+            throw ClaimError(.storeUnavailable, "the claim database is read-only", detail: "open \(path): read-only")
+        }
+        try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
+        do throws(SQLiteError) {
+            try connection.query("PRAGMA synchronous=\(config.sync == .full ? "FULL" : "NORMAL")")
+        } catch {
+            throw error.claimError(context: "synchronous")
+        }
+        try migrate()
+    }
+
+    /// `mkdir -p` for the database's folder; an existing folder is fine, a race with another process too.
+    static func createParentFolder(of path: String) throws(ClaimError) {
+        var bytes = Array(path.utf8)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
+        bytes.removeSubrange(slash...)
+        var prefix: [UInt8] = []
+        for (i, byte) in bytes.enumerated() {
+            prefix.append(byte)
+            let atEnd = i == bytes.count - 1
+            guard atEnd || bytes[i + 1] == UInt8(ascii: "/"), byte != UInt8(ascii: "/") else { continue }
+            let folder = String(decoding: prefix, as: UTF8.self)
+            if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+                let reason = String(cString: strerror(errno))
+                throw ClaimError(
+                    .storeUnavailable, "the claim database's folder cannot be created",
+                    detail: "mkdir \(folder): \(reason)")
+            }
+        }
+    }
+
+    /// Sets the journal mode, retrying while another process holds the file.
+    ///
+    /// The first `PRAGMA journal_mode=WAL` on a brand-new file needs an exclusive lock and returns SQLITE_BUSY
+    /// at once, without consulting the busy handler, when other processes are opening the same file
+    /// (https://sqlite.org/wal.html#activating_and_configuring_wal_mode). So retry here, bounded by the same
+    /// timeout as the write lock.
+    private func setJournalMode(_ mode: Config.Journal, busyTimeoutMs: Int) throws(ClaimError) {
+        let wanted = mode == .wal ? "wal" : "delete"
+        let deadline = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+        var attempt: UInt32 = 0
+        while true {
+            do throws(SQLiteError) {
+                let current = try connection.query("PRAGMA journal_mode").first?.first ?? nil
+                if current == wanted { return }
+                let set = try connection.query("PRAGMA journal_mode=\(wanted)").first?.first ?? nil
+                if set == wanted { return }
+                throw SQLiteError(code: SQLITE_BUSY, message: "journal mode stayed \(set ?? "unknown")", sql: nil)
+            } catch {
+                guard error.primaryCode == SQLITE_BUSY || error.primaryCode == SQLITE_LOCKED,
+                    Clock.monotonicNs() < deadline
+                else { throw error.claimError(context: "journal_mode") }
+            }
+            attempt += 1
+            // Short randomized sleeps: dozens of processes may be racing for the same first lock.
+            usleep(500 + arc4random_uniform(min(attempt, 20) * 500))
+        }
+    }
+
+    private func migrate() throws(ClaimError) {
+        let version = try currentVersion()
+        if version == SQLiteStore.schemaVersion { return }
+        if version > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(version) }
+        try connection.writeTransaction { () throws(ClaimError) in
+            // Another process may have migrated while we waited for the lock.
+            let locked = try currentVersion()
+            if locked > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(locked) }
+            for step in SQLiteStore.migrations[locked...] {
+                for statement in step {
+                    do throws(SQLiteError) { try connection.query(statement) } catch { throw error.claimError(context: "migrate") }
+                }
+            }
+            do throws(SQLiteError) {
+                try connection.query("PRAGMA user_version=\(SQLiteStore.schemaVersion)")
+            } catch {
+                throw error.claimError(context: "migrate")
+            }
+        }
+    }
+
+    private func currentVersion() throws(ClaimError) -> Int {
+        do throws(SQLiteError) {
+            return Int(try connection.query("PRAGMA user_version").first?.first.flatMap { $0 } ?? "0") ?? 0
+        } catch {
+            throw error.claimError(context: "user_version")
+        }
+    }
+
+    private static func newerSchema(_ version: Int) -> ClaimError {
+        ClaimError(
+            .storeUnavailable,
+            "the claim database has schema version \(version), newer than this binary's version \(schemaVersion)")
+    }
+
+    /// `migrations[v]` upgrades schema version v to v + 1.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE profiles (
+                username TEXT PRIMARY KEY,
+                claimed_by TEXT,
+                claimed_at TEXT,
+                verified_via TEXT,
+                real_name TEXT,
+                avatar_url TEXT,
+                ranking INTEGER,
+                solved_easy INTEGER,
+                solved_medium INTEGER,
+                solved_hard INTEGER,
+                solved_all INTEGER,
+                synced_at TEXT
+            )
+            """,
+            "CREATE UNIQUE INDEX profiles_one_per_user ON profiles (claimed_by) WHERE claimed_by IS NOT NULL",
+            """
+            CREATE TABLE claim_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                event TEXT NOT NULL,
+                username TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                request_id TEXT,
+                detail TEXT
+            )
+            """,
+            """
+            CREATE TRIGGER claim_events_append_only_update BEFORE UPDATE ON claim_events
+            BEGIN SELECT RAISE(ABORT, 'claim_events is append-only'); END
+            """,
+            """
+            CREATE TRIGGER claim_events_append_only_delete BEFORE DELETE ON claim_events
+            BEGIN SELECT RAISE(ABORT, 'claim_events is append-only'); END
+            """,
+            """
+            CREATE TABLE challenges (
+                user_id TEXT NOT NULL,
+                username TEXT NOT NULL,
+                code TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL,
+                PRIMARY KEY (user_id, username)
+            )
+            """,
+        ]
+    ]
+
+    // The guard admits a free profile or the caller's own. When it says no, the upsert updates nothing and
+    // RETURNING yields no row: that is "already claimed" (https://sqlite.org/lang_upsert.html).
+    static let claimSQL = """
+        INSERT INTO profiles (username, claimed_by, claimed_at, verified_via) VALUES (?1, ?2, ?3, ?4)
+        ON CONFLICT (username) DO UPDATE SET
+            claimed_by = excluded.claimed_by,
+            claimed_at = CASE WHEN profiles.claimed_by = excluded.claimed_by
+                THEN profiles.claimed_at ELSE excluded.claimed_at END,
+            verified_via = excluded.verified_via
+        WHERE profiles.claimed_by IS NULL OR profiles.claimed_by = excluded.claimed_by
+        RETURNING claimed_by, claimed_at, verified_via
+        """
+
+    static let eventSQL = """
+        INSERT INTO claim_events (at, event, username, user_id, request_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        """
+
+    /// Claims `username` for `userID`, or confirms the caller's existing claim (same `claimed_at`).
+    /// - Throws: `already_claimed`, `user_has_other_profile`, `store_busy`, `store_unavailable`.
+    public func claim(username: String, userID: String, verifiedVia: String, requestID: String?, nowMs: Int64)
+        throws(ClaimError) -> Claim
+    {
+        let now = Clock.rfc3339(ms: nowMs)
+        return try connection.writeTransaction { () throws(ClaimError) -> Claim in
+            let rows: [[String?]]
+            do throws(SQLiteError) {
+                rows = try connection.query(SQLiteStore.claimSQL, [username, userID, now, verifiedVia])
+            } catch where error.code == SQLiteError.constraintUnique && error.message.contains("claimed_by") {
+                throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+            } catch {
+                throw error.claimError(context: "claim")
+            }
+            guard let row = rows.first, let owner = row[0], let claimedAt = row[1] else {
+                throw ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+            }
+            let event = claimedAt == now ? "claim" : "reverify"
+            try recordEvent(event, username: username, userID: userID, requestID: requestID, at: now)
+            return Claim(username: username, claimedBy: owner, claimedAt: claimedAt, verifiedVia: row[2] ?? verifiedVia)
+        }
+    }
+
+    /// Releases `username` if `userID` owns it.
+    /// - Throws: `not_owner`, `not_claimed`, `store_busy`, `store_unavailable`.
+    public func release(username: String, userID: String, requestID: String?, nowMs: Int64) throws(ClaimError) {
+        let now = Clock.rfc3339(ms: nowMs)
+        try connection.writeTransaction { () throws(ClaimError) in
+            let released: [[String?]]
+            let owner: String?
+            do throws(SQLiteError) {
+                released = try connection.query(
+                    """
+                    UPDATE profiles SET claimed_by = NULL, claimed_at = NULL, verified_via = NULL
+                    WHERE username = ?1 AND claimed_by = ?2 RETURNING username
+                    """, [username, userID])
+                owner =
+                    released.isEmpty
+                    ? try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
+                        .first?.first ?? nil
+                    : nil
+            } catch {
+                throw error.claimError(context: "release")
+            }
+            if released.isEmpty {
+                if owner == nil {
+                    throw ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
+                }
+                throw ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
+            }
+            try recordEvent("release", username: username, userID: userID, requestID: requestID, at: now)
+        }
+    }
+
+    /// The current owner of `username`, or nil when it is free.
+    public func owner(of username: String) throws(ClaimError) -> Claim? {
+        let rows: [[String?]]
+        do throws(SQLiteError) {
+            rows = try connection.query(
+                "SELECT claimed_by, claimed_at, verified_via FROM profiles WHERE username = ?1 AND claimed_by IS NOT NULL",
+                [username])
+        } catch {
+            throw error.claimError(context: "status")
+        }
+        guard let row = rows.first, let owner = row[0], let at = row[1] else { return nil }
+        return Claim(username: username, claimedBy: owner, claimedAt: at, verifiedVia: row[2] ?? "none")
+    }
+
+    func recordEvent(_ event: String, username: String, userID: String, requestID: String?, at: String,
+        detail: String? = nil) throws(ClaimError)
+    {
+        do throws(SQLiteError) {
+            try connection.query(SQLiteStore.eventSQL, [at, event, username, userID, requestID, detail])
+        } catch {
+            throw error.claimError(context: "event")
+        }
+    }
+}

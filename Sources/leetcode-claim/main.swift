@@ -1,0 +1,46 @@
+import ClaimCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// A reader that went away must not kill us with SIGPIPE before the exit code is set; write() reports EPIPE.
+signal(SIGPIPE, SIG_IGN)
+
+func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+/// Writes all of `text` to `fd`; gives up quietly when the reader is gone.
+func write(_ text: String, to fd: Int32) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        offset += n
+    }
+}
+
+/// Reads stdin up to one byte past the limit, so an oversized request is recognised without reading it all.
+func readStdin(limit: Int) -> [UInt8] {
+    var input = [UInt8](repeating: 0, count: limit + 1)
+    var count = 0
+    while count < input.count {
+        let n = input.withUnsafeMutableBytes { read(0, $0.baseAddress! + count, $0.count - count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        count += n
+    }
+    input.removeSubrange(count...)
+    return input
+}
+
+if CommandLine.arguments.dropFirst().first == "migrate" {
+    let result = Handler.migrate(environment: environment)
+    write(result.line, to: 1)
+    exit(result.exitCode)
+}
+let outcome = Handler.handle(input: readStdin(limit: Request.maxBytes), environment: environment)
+write(outcome.response.line, to: 1)
+write(outcome.logLine, to: 2)
+exit(outcome.response.exitCode)
