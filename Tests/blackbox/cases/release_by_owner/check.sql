@@ -1,0 +1,1 @@
+SELECT username, coalesce(claimed_by, '-') FROM profiles ORDER BY username;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this kind lacks: the C libraries, the sqlite3 shell and openssl for tests,
+# and the Python test tools. Idempotent and quiet when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for pkg in libsqlite3-dev libssl-dev sqlite3 openssl binutils; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--tests" ]; then
+    python3 -m pip install -q --disable-pip-version-check -r Tests/blackbox/requirements.txt
+fi
