@@ -11,6 +11,15 @@ public struct Config: Sendable {
     public var busyTimeoutMs: Int
     public var sync: Sync
     public var journal: Journal
+    public var codePrefix: String
+    public var challengeTTLSeconds: Int
+    public var leetcodeURL: String
+    public var leetcodeTimeoutMs: Int
+    public var http: HTTPClient.Environment
+    /// Set in `jwt` mode only.
+    public var jwt: JWTVerifier?
+    /// `Http_Authorization`, which an OpenFaaS watchdog sets from the HTTP request's Authorization header.
+    public var httpAuthorization: String?
 
     /// Every environment variable the binary reads, with its default (nil = none). function.json must list
     /// exactly these; a test compares the two.
@@ -21,12 +30,28 @@ public struct Config: Sendable {
         ("CLAIM_BUSY_TIMEOUT_MS", "3000"),
         ("CLAIM_SYNC", "full"),
         ("CLAIM_JOURNAL", "wal"),
+        ("CLAIM_CODE_PREFIX", "LCC-"),
+        ("CLAIM_CHALLENGE_TTL_S", "900"),
+        ("LEETCODE_GRAPHQL_URL", "https://leetcode.com/graphql"),
+        ("LEETCODE_TIMEOUT_MS", "5000"),
+        ("SSL_CERT_FILE", nil),
+        ("SSL_CERT_DIR", nil),
+        ("HTTPS_PROXY", nil),
+        ("https_proxy", nil),
+        ("NO_PROXY", nil),
+        ("no_proxy", nil),
+        ("CLAIM_JWT_SECRET", nil),
+        ("CLAIM_JWT_AUDIENCE", "authenticated"),
+        ("CLAIM_JWT_ISSUER", nil),
+        ("CLAIM_JWT_LEEWAY_S", "30"),
+        ("Http_Authorization", nil),
     ]
 
     /// Reads and validates the configuration.
-    /// - Parameter environment: looks a variable up; an empty value counts as unset.
+    /// - Parameters:
+    ///   - environment: looks a variable up; an empty value counts as unset.
+    ///   - storageOnly: read only the database settings (for `migrate`, which serves no caller).
     /// - Throws: `misconfigured`, naming the variable.
-    /// - Parameter storageOnly: read only the database settings (for `migrate`, which serves no caller).
     public static func load(_ environment: (String) -> String?, storageOnly: Bool = false) throws(ClaimError) -> Config {
         func value(_ name: String) -> String? {
             guard let v = environment(name), !v.isEmpty else {
@@ -44,17 +69,47 @@ public struct Config: Sendable {
             }
             return v
         }
+        func integer(_ name: String, _ range: ClosedRange<Int>) throws(ClaimError) -> Int {
+            guard let text = value(name), let v = Int(text), range.contains(v) else {
+                throw ClaimError(
+                    .misconfigured, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return v
+        }
         let auth = storageOnly ? .trusted : try choice("CLAIM_AUTH", Auth.self)
         let verify = storageOnly ? .off : try choice("CLAIM_VERIFY", Verify.self)
         let sync = try choice("CLAIM_SYNC", Sync.self)
         let journal = try choice("CLAIM_JOURNAL", Journal.self)
-        guard let timeoutText = value("CLAIM_BUSY_TIMEOUT_MS"), let timeout = Int(timeoutText),
-            (0...600_000).contains(timeout)
-        else {
-            throw ClaimError(.misconfigured, "CLAIM_BUSY_TIMEOUT_MS must be an integer from 0 to 600000")
-        }
+        let timeout = try integer("CLAIM_BUSY_TIMEOUT_MS", 0...600_000)
         guard let path = value("CLAIM_DB") else { throw ClaimError(.misconfigured, "CLAIM_DB is not set") }
-        return Config(
-            databasePath: path, auth: auth, verify: verify, busyTimeoutMs: timeout, sync: sync, journal: journal)
+        var config = Config(
+            databasePath: path, auth: auth, verify: verify, busyTimeoutMs: timeout, sync: sync, journal: journal,
+            codePrefix: "", challengeTTLSeconds: 0, leetcodeURL: "", leetcodeTimeoutMs: 0,
+            http: HTTPClient.Environment(), jwt: nil, httpAuthorization: nil)
+        if storageOnly { return config }
+
+        let prefix = value("CLAIM_CODE_PREFIX") ?? ""
+        guard (1...16).contains(prefix.utf8.count),
+            prefix.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+        else {
+            throw ClaimError(.misconfigured, "CLAIM_CODE_PREFIX must be 1-16 printable ASCII characters without spaces")
+        }
+        config.codePrefix = prefix
+        config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
+        config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
+        config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
+        config.http = HTTPClient.Environment(
+            sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
+            httpsProxy: value("HTTPS_PROXY") ?? value("https_proxy"), noProxy: value("NO_PROXY") ?? value("no_proxy"))
+        if auth == .jwt {
+            guard let secret = value("CLAIM_JWT_SECRET") else {
+                throw ClaimError(.misconfigured, "CLAIM_JWT_SECRET is not set (CLAIM_AUTH=jwt)")
+            }
+            config.jwt = try JWTVerifier(
+                secret: Array(secret.utf8), audience: value("CLAIM_JWT_AUDIENCE") ?? "authenticated",
+                issuer: value("CLAIM_JWT_ISSUER"), leewaySeconds: try integer("CLAIM_JWT_LEEWAY_S", 0...3600))
+            config.httpAuthorization = value("Http_Authorization")
+        }
+        return config
     }
 }

@@ -29,8 +29,11 @@ public enum Handler {
         return Outcome(response: response, logLine: Log.line(response: response, username: username, durationMs: durationMs))
     }
 
+    /// This build's version, sent to LeetCode in the User-Agent.
+    public static let version = "0.1.0"
+
     /// The caller's user id.
-    /// - Throws: `unauthenticated` when no valid identity was given.
+    /// - Throws: `unauthenticated` when no valid identity was given, `invalid_request` for a contradictory one.
     static func authenticate(_ request: Request, config: Config) throws(ClaimError) -> String {
         switch config.auth {
         case .trusted:
@@ -42,43 +45,128 @@ public enum Handler {
             }
             return userID
         case .jwt:
-            throw ClaimError(.notImplemented, "CLAIM_AUTH=jwt is not implemented yet")
+            guard request.userID == nil else {
+                throw ClaimError(.invalidRequest, "field \"user_id\" is not accepted with CLAIM_AUTH=jwt; the token is the identity")
+            }
+            var headerToken: String?
+            if let header = config.httpAuthorization {
+                let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+                guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                    throw ClaimError(.unauthenticated, "the Authorization header is not a Bearer token")
+                }
+                headerToken = String(parts[1])
+            }
+            if let token = request.token, let headerToken, token != headerToken {
+                throw ClaimError(.invalidRequest, "the token field and the Authorization header carry different tokens")
+            }
+            guard let token = request.token ?? headerToken, let verifier = config.jwt else {
+                throw ClaimError(.unauthenticated, "missing token: send it in the token field or an Authorization header")
+            }
+            return try verifier.verify(token, now: Clock.nowMs() / 1000)
         }
     }
 
     static func execute(_ request: Request, caller: String, config: Config) throws(ClaimError) -> JSON {
+        let store = try SQLiteStore(config: config)
+        let username = request.username
         switch request.action {
         case .challenge:
-            throw ClaimError(.notImplemented, "the challenge action is not implemented yet")
-        case .verify:
-            guard config.verify == .off else {
-                throw ClaimError(.notImplemented, "CLAIM_VERIFY=leetcode is not implemented yet")
-            }
-            let store = try SQLiteStore(config: config)
-            let claim = try store.claim(
-                username: request.username, userID: caller, verifiedVia: "none", requestID: request.requestID,
+            let challenge = try store.challenge(
+                username: username, userID: caller, prefix: config.codePrefix, ttlSeconds: config.challengeTTLSeconds,
                 nowMs: Clock.nowMs())
+            return .object([
+                ("username", .string(username)),
+                ("code", .string(challenge.code)),
+                ("expires_at", .string(challenge.expiresAt)),
+                ("instructions", .string(Challenge.instructions)),
+            ])
+        case .verify:
+            let (claim, profile) =
+                config.verify == .off
+                ? (try store.claim(
+                    username: username, userID: caller, verifiedVia: "none", requestID: request.requestID,
+                    nowMs: Clock.nowMs()), nil)
+                : try verifyThroughLeetCode(request, caller: caller, config: config, store: store)
             return .object([
                 ("username", .string(claim.username)),
                 ("claimed_by", .string(claim.claimedBy)),
                 ("claimed_at", .string(claim.claimedAt)),
                 ("verified_via", .string(claim.verifiedVia)),
-                ("profile", .null),
+                ("profile", profile ?? .null),
             ])
         case .release:
-            let store = try SQLiteStore(config: config)
-            try store.release(username: request.username, userID: caller, requestID: request.requestID, nowMs: Clock.nowMs())
-            return .object([("username", .string(request.username)), ("released", .bool(true))])
+            try store.release(username: username, userID: caller, requestID: request.requestID, nowMs: Clock.nowMs())
+            return .object([("username", .string(username)), ("released", .bool(true))])
         case .status:
-            let store = try SQLiteStore(config: config)
-            let claim = try store.owner(of: request.username)
+            let claim = try store.owner(of: username)
             return .object([
-                ("username", .string(request.username)),
+                ("username", .string(username)),
                 ("claimed", .bool(claim != nil)),
                 ("mine", .bool(claim?.claimedBy == caller)),
                 ("claimed_at", claim.map { .string($0.claimedAt) } ?? .null),
             ])
         }
+    }
+
+    /// Verify, then claim: nothing but an audit event is written before LeetCode has shown the code, so there
+    /// is no pending state to get stuck; the guarded upsert alone decides a race.
+    static func verifyThroughLeetCode(_ request: Request, caller: String, config: Config, store: SQLiteStore)
+        throws(ClaimError) -> (Claim, JSON)
+    {
+        let username = request.username
+        let ownsIt = try store.refuseIfTaken(username: username, userID: caller)
+        let code = ownsIt ? nil : try store.liveChallengeCode(username: username, userID: caller, nowMs: Clock.nowMs())
+        if !ownsIt && code == nil {
+            throw ClaimError(
+                .noActiveChallenge, "no live challenge for this profile; request one with the challenge action first")
+        }
+        let profile: LeetCodeProfile
+        do throws(ClaimError) {
+            profile = try LeetCodeClient.fetchProfile(
+                username: username, url: config.leetcodeURL, timeoutMs: config.leetcodeTimeoutMs, version: version,
+                environment: config.http)
+            if let code, !profile.aboutMe.contains(code) {
+                throw ClaimError(
+                    .codeNotFound,
+                    "the code \(code) was not found in the LeetCode profile's About me (Edit Profile -> Summary); "
+                        + "save it there and verify again")
+            }
+        } catch {
+            try? store.audit(
+                "verify_failed", username: username, userID: caller, requestID: request.requestID,
+                detail: error.code.rawValue, nowMs: Clock.nowMs())
+            throw error
+        }
+        let nowMs = Clock.nowMs()
+        if ownsIt,
+            let claim = try store.resync(
+                username: username, userID: caller, profile: profile, requestID: request.requestID, nowMs: nowMs)
+        {
+            return (claim, snapshot(profile, syncedAt: nowMs))
+        }
+        guard code != nil else {
+            // Released between the pre-check and now: ownership must be proven again.
+            throw ClaimError(
+                .noActiveChallenge, "no live challenge for this profile; request one with the challenge action first")
+        }
+        let claim = try store.claim(
+            username: username, userID: caller, verifiedVia: "leetcode", profile: profile,
+            requestID: request.requestID, nowMs: nowMs)
+        return (claim, snapshot(profile, syncedAt: nowMs))
+    }
+
+    static func snapshot(_ p: LeetCodeProfile, syncedAt: Int64) -> JSON {
+        func int(_ v: Int?) -> JSON { v.map { .number(String($0)) } ?? .null }
+        return .object([
+            ("real_name", p.realName.map { .string($0) } ?? .null),
+            ("avatar_url", p.avatarURL.map { .string($0) } ?? .null),
+            ("ranking", int(p.ranking)),
+            ("solved", .object([
+                ("easy", int(p.solvedEasy)), ("medium", int(p.solvedMedium)), ("hard", int(p.solvedHard)),
+                ("all", int(p.solvedAll)),
+            ])),
+            ("synced_at", .string(Clock.rfc3339(ms: syncedAt))),
+        ])
     }
 }
 

@@ -32,6 +32,9 @@ public final class SQLiteStore {
         if connection.isReadOnly {
             throw ClaimError(.storeUnavailable, "the claim database is read-only", detail: "open \(path): read-only")
         }
+        // Refuse a newer schema before changing anything about the file, its journal mode included.
+        let version = try currentVersion()
+        if version > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(version) }
         try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
         do throws(SQLiteError) {
             try connection.query("PRAGMA synchronous=\(config.sync == .full ? "FULL" : "NORMAL")")
@@ -195,13 +198,19 @@ public final class SQLiteStore {
 
     /// Claims `username` for `userID`, or confirms the caller's existing claim (same `claimed_at`).
     /// - Throws: `already_claimed`, `user_has_other_profile`, `store_busy`, `store_unavailable`.
-    public func claim(username: String, userID: String, verifiedVia: String, requestID: String?, nowMs: Int64)
-        throws(ClaimError) -> Claim
-    {
+    /// With a LeetCode `profile`, the same transaction stores its snapshot and consumes the caller's challenge.
+    public func claim(
+        username: String, userID: String, verifiedVia: String, profile: LeetCodeProfile? = nil, requestID: String?,
+        nowMs: Int64
+    ) throws(ClaimError) -> Claim {
         let now = Clock.rfc3339(ms: nowMs)
         return try connection.writeTransaction { () throws(ClaimError) -> Claim in
             let rows: [[String?]]
+            let previousOwner: String?
             do throws(SQLiteError) {
+                // Only to name the audit event: the write lock is held, and the guard below decides the claim.
+                previousOwner = try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
+                    .first?.first ?? nil
                 rows = try connection.query(SQLiteStore.claimSQL, [username, userID, now, verifiedVia])
             } catch where error.code == SQLiteError.constraintUnique && error.message.contains("claimed_by") {
                 throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
@@ -211,7 +220,16 @@ public final class SQLiteStore {
             guard let row = rows.first, let owner = row[0], let claimedAt = row[1] else {
                 throw ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
             }
-            let event = claimedAt == now ? "claim" : "reverify"
+            let event = previousOwner == userID ? "reverify" : "claim"
+            if let profile {
+                try storeSnapshot(profile, username: username, userID: userID, at: now)
+                do throws(SQLiteError) {
+                    try connection.query(
+                        "DELETE FROM challenges WHERE user_id = ?1 AND username = ?2", [userID, username])
+                } catch {
+                    throw error.claimError(context: "consume challenge")
+                }
+            }
             try recordEvent(event, username: username, userID: userID, requestID: requestID, at: now)
             return Claim(username: username, claimedBy: owner, claimedAt: claimedAt, verifiedVia: row[2] ?? verifiedVia)
         }
@@ -269,6 +287,124 @@ public final class SQLiteStore {
             try connection.query(SQLiteStore.eventSQL, [at, event, username, userID, requestID, detail])
         } catch {
             throw error.claimError(context: "event")
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// The caller's live challenge for `username`, or a new one valid for `ttlSeconds`.
+    /// - Throws: `already_claimed` / `user_has_other_profile` before creating anything, or a store error.
+    public func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
+        throws(ClaimError) -> Challenge
+    {
+        let now = Clock.rfc3339(ms: nowMs)
+        return try connection.writeTransaction { () throws(ClaimError) -> Challenge in
+            try refuseIfTaken(username: username, userID: userID)
+            do throws(SQLiteError) {
+                try connection.query("DELETE FROM challenges WHERE expires_at <= ?1", [now])
+                if let live = try connection.query(
+                    "SELECT code, expires_at FROM challenges WHERE user_id = ?1 AND username = ?2", [userID, username]
+                ).first, let code = live[0], let expiresAt = live[1] {
+                    return Challenge(username: username, code: code, expiresAt: expiresAt)
+                }
+            } catch {
+                throw error.claimError(context: "challenge")
+            }
+            let code = try Challenge.newCode(prefix: prefix)
+            let expiresAt = Clock.rfc3339(ms: nowMs + Int64(ttlSeconds) * 1000)
+            do throws(SQLiteError) {
+                try connection.query(
+                    "INSERT INTO challenges (user_id, username, code, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    [userID, username, code, now, expiresAt])
+            } catch {
+                throw error.claimError(context: "challenge")
+            }
+            return Challenge(username: username, code: code, expiresAt: expiresAt)
+        }
+    }
+
+    /// Refreshes the owner's profile snapshot; nil when `userID` no longer owns `username`.
+    public func resync(username: String, userID: String, profile: LeetCodeProfile, requestID: String?, nowMs: Int64)
+        throws(ClaimError) -> Claim?
+    {
+        let now = Clock.rfc3339(ms: nowMs)
+        return try connection.writeTransaction { () throws(ClaimError) -> Claim? in
+            guard let claim = try storeSnapshot(profile, username: username, userID: userID, at: now) else {
+                return nil
+            }
+            try recordEvent("resync", username: username, userID: userID, requestID: requestID, at: now)
+            return claim
+        }
+    }
+
+    @discardableResult
+    private func storeSnapshot(_ p: LeetCodeProfile, username: String, userID: String, at now: String)
+        throws(ClaimError) -> Claim?
+    {
+        let rows: [[String?]]
+        do throws(SQLiteError) {
+            rows = try connection.query(
+                """
+                UPDATE profiles SET real_name = ?3, avatar_url = ?4, ranking = ?5, solved_easy = ?6,
+                    solved_medium = ?7, solved_hard = ?8, solved_all = ?9, synced_at = ?10
+                WHERE username = ?1 AND claimed_by = ?2
+                RETURNING claimed_at, verified_via
+                """,
+                [
+                    username, userID, p.realName, p.avatarURL, p.ranking.map(String.init),
+                    p.solvedEasy.map(String.init), p.solvedMedium.map(String.init), p.solvedHard.map(String.init),
+                    p.solvedAll.map(String.init), now,
+                ])
+        } catch {
+            throw error.claimError(context: "snapshot")
+        }
+        guard let row = rows.first, let claimedAt = row[0] else { return nil }
+        return Claim(username: username, claimedBy: userID, claimedAt: claimedAt, verifiedVia: row[1] ?? "leetcode")
+    }
+
+    /// The caller's live challenge code for `username`, or nil (an expired one counts as none).
+    public func liveChallengeCode(username: String, userID: String, nowMs: Int64) throws(ClaimError) -> String? {
+        do throws(SQLiteError) {
+            return try connection.query(
+                "SELECT code FROM challenges WHERE user_id = ?1 AND username = ?2 AND expires_at > ?3",
+                [userID, username, Clock.rfc3339(ms: nowMs)]
+            ).first?.first ?? nil
+        } catch {
+            throw error.claimError(context: "challenge lookup")
+        }
+    }
+
+    /// Read-only pre-check: throws the 409 a claim would meet; returns whether the caller already owns `username`.
+    @discardableResult
+    public func refuseIfTaken(username: String, userID: String) throws(ClaimError) -> Bool {
+        let owner: String?
+        let other: String?
+        do throws(SQLiteError) {
+            owner = try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
+                .first?.first ?? nil
+            other = try connection.query(
+                "SELECT username FROM profiles WHERE claimed_by = ?1 AND username <> ?2", [userID, username]
+            ).first?.first ?? nil
+        } catch {
+            throw error.claimError(context: "pre-check")
+        }
+        if let owner, owner != userID {
+            throw ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+        }
+        if other != nil {
+            throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+        }
+        return owner == userID
+    }
+
+    /// Appends an audit event in its own transaction (a failed verify changes nothing else).
+    public func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?,
+        nowMs: Int64) throws(ClaimError)
+    {
+        try connection.writeTransaction { () throws(ClaimError) in
+            try recordEvent(
+                event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),
+                detail: detail)
         }
     }
 }

@@ -1,0 +1,680 @@
+import COpenSSL
+import Glibc
+
+/// An HTTP response: status, headers (lowercased names, in arrival order) and the decoded body.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    /// The first header named `name` (case-insensitive), or nil.
+    public func header(_ name: String) -> String? {
+        let name = name.lowercased()
+        return headers.first { $0.0 == name }?.1
+    }
+}
+
+/// Why an exchange failed. `kind` is for branching, `detail` for the log line.
+public struct HTTPFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The URL is malformed, not http(s), or plain http to a host that is not loopback.
+        case invalidURL = "invalid_url"
+        /// HTTPS_PROXY is not an `http://host:port` URL.
+        case invalidProxy = "invalid_proxy"
+        /// SSL_CERT_FILE / SSL_CERT_DIR could not be loaded, or OpenSSL could not set up a context.
+        case tlsSetup = "tls_setup"
+        case dns
+        /// No TCP connection: refused, unreachable.
+        case connect
+        /// The proxy refused the CONNECT tunnel.
+        case proxy
+        /// Handshake failed: untrusted certificate, wrong host name, protocol error.
+        case tls
+        /// The connection was reset or closed before the response was complete.
+        case reset
+        /// The whole exchange did not finish within the deadline.
+        case timeout
+        /// The response is over the size cap.
+        case tooLarge = "too_large"
+        /// The response is not valid HTTP/1.x.
+        case malformed
+    }
+
+    public var kind: Kind
+    public var detail: String
+
+    public init(_ kind: Kind, _ detail: String) {
+        self.kind = kind
+        self.detail = detail
+    }
+
+    public var description: String { "\(kind.rawValue): \(detail)" }
+}
+
+/// A small HTTP/1.1 client over OpenSSL for one request per process: no pooling, no redirects, no compression.
+public enum HTTPClient {
+    /// What the client reads from the process environment, passed in by the caller.
+    public struct Environment: Sendable {
+        public var sslCertFile: String?
+        public var sslCertDir: String?
+        public var httpsProxy: String?
+        public var noProxy: String?
+
+        public init(
+            sslCertFile: String? = nil, sslCertDir: String? = nil, httpsProxy: String? = nil, noProxy: String? = nil
+        ) {
+            self.sslCertFile = sslCertFile
+            self.sslCertDir = sslCertDir
+            self.httpsProxy = httpsProxy
+            self.noProxy = noProxy
+        }
+
+        /// Reads SSL_CERT_FILE, SSL_CERT_DIR, HTTPS_PROXY (else https_proxy), NO_PROXY (else no_proxy); empty is unset.
+        public init(_ variables: [String: String]) {
+            func value(_ names: String...) -> String? {
+                names.lazy.compactMap { variables[$0] }.first { !$0.isEmpty }
+            }
+            self.init(
+                sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
+                httpsProxy: value("HTTPS_PROXY", "https_proxy"), noProxy: value("NO_PROXY", "no_proxy"))
+        }
+    }
+
+    /// Hashed CA directory used when neither SSL_CERT_FILE nor SSL_CERT_DIR is set. Certificates in it are read
+    /// lazily, by issuer hash, during verification; SSL_CTX_set_default_verify_paths would parse the whole bundle
+    /// (~45 ms per process).
+    static let systemCertDir = "/etc/ssl/certs"
+    /// Cap on the status line plus headers.
+    static let maxHeadBytes = 64 * 1024
+
+    /// POSTs `body` to `url` and returns the response, whatever its status.
+    ///
+    /// One deadline of `timeoutMs` covers the whole exchange: connect, proxy tunnel, TLS handshake, write and
+    /// read (DNS is a blocking getaddrinfo and only counts against it). `https` verifies the peer (TLS ≥ 1.2, SNI,
+    /// host name); plain `http` is refused unless the host is loopback. `HTTPS_PROXY` is used through `CONNECT`
+    /// unless `NO_PROXY` matches the host. Sets SIGPIPE to ignored: OpenSSL writes with write(2).
+    /// - Throws: `HTTPFailure` saying which step failed.
+    public static func post(
+        url: String, headers: [(String, String)], body: [UInt8], timeoutMs: Int, maxResponseBytes: Int,
+        environment: Environment
+    ) throws(HTTPFailure) -> HTTPResponse {
+        let deadline = Deadline(ms: timeoutMs)
+        let target = try URLParts(url, what: .invalidURL)
+        if !target.tls && !target.isLoopback {
+            throw HTTPFailure(.invalidURL, "plain http is only allowed to a loopback host, not \(target.host)")
+        }
+        var proxy: URLParts?
+        if target.tls, let setting = environment.httpsProxy, !noProxyMatches(environment.noProxy, target.host) {
+            let parsed = try URLParts(setting.contains("://") ? setting : "http://" + setting, what: .invalidProxy)
+            if parsed.tls { throw HTTPFailure(.invalidProxy, "only http:// proxies are supported") }
+            proxy = parsed
+        }
+        signal(SIGPIPE, SIG_IGN)
+
+        let peer = proxy ?? target
+        let fd = try connect(host: peer.host, port: peer.port, deadline: deadline)
+        defer { close(fd) }
+        var stream = Stream(fd: fd, ssl: nil, deadline: deadline)
+        if proxy != nil { try tunnel(stream, to: target) }
+
+        var context: OpaquePointer?
+        var ssl: OpaquePointer?
+        defer {
+            SSL_free(ssl)
+            SSL_CTX_free(context)
+        }
+        if target.tls {
+            context = try makeContext(environment)
+            ssl = try handshake(context, stream, host: target.host, isIPLiteral: target.isIPLiteral)
+            stream.ssl = ssl
+        }
+
+        var head = "POST \(target.path) HTTP/1.1\r\nHost: \(target.authority)\r\nConnection: close\r\n"
+        head += "Content-Length: \(body.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        try stream.writeAll(Array(head.utf8) + body)
+
+        var parser = ResponseParser(maxBody: maxResponseBytes)
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = try stream.read(into: &buffer, phase: "reading the response")
+            if count == 0 { return try parser.finish() }
+            if let response = try parser.feed(buffer[0..<count]) { return response }
+        }
+    }
+
+    // MARK: - Connecting
+
+    private static func connect(host: String, port: Int, deadline: Deadline) throws(HTTPFailure) -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let list else {
+            let reason = rc == EAI_SYSTEM ? errnoText() : String(cString: gai_strerror(rc))
+            throw HTTPFailure(.dns, "\(host): \(reason)")
+        }
+        defer { freeaddrinfo(list) }
+        var failure = HTTPFailure(.connect, "\(host): no address")
+        var next: UnsafeMutablePointer<addrinfo>? = list
+        while let info = next?.pointee {
+            next = info.ai_next
+            do throws(HTTPFailure) {
+                return try connect(info, label: "\(host):\(port)", deadline: deadline)
+            } catch {
+                if error.kind == .timeout { throw error }
+                failure = error  // e.g. ::1 refused, then 127.0.0.1 answers
+            }
+        }
+        throw failure
+    }
+
+    private static func connect(_ info: addrinfo, label: String, deadline: Deadline) throws(HTTPFailure) -> Int32 {
+        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        let fd = socket(info.ai_family, info.ai_socktype | flags, info.ai_protocol)
+        guard fd >= 0 else { throw HTTPFailure(.connect, "socket: \(errnoText())") }
+        var connected = false
+        defer { if !connected { close(fd) } }
+        if Glibc.connect(fd, info.ai_addr, info.ai_addrlen) != 0 {
+            // After EINTR the connection still completes asynchronously, like EINPROGRESS.
+            guard errno == EINPROGRESS || errno == EINTR else {
+                throw HTTPFailure(.connect, "\(label): \(errnoText())")
+            }
+            try wait(fd, Int16(POLLOUT), deadline, "connecting to \(label)")
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else {
+                throw HTTPFailure(.connect, "\(label): \(errnoText(error == 0 ? errno : error))")
+            }
+        }
+        connected = true
+        return fd
+    }
+
+    private static func tunnel(_ stream: Stream, to target: URLParts) throws(HTTPFailure) {
+        let authority = (target.isIPv6 ? "[\(target.host)]" : target.host) + ":\(target.port)"
+        try stream.writeAll(Array("CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\r\n".utf8))
+        var raw: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = try stream.read(into: &buffer, phase: "waiting for the proxy's CONNECT answer")
+            if count == 0 { throw HTTPFailure(.proxy, "proxy closed the connection during CONNECT") }
+            raw += buffer[0..<count]
+            if let end = headEnd(raw) {
+                let status = try parseHead(raw[0..<end]).status
+                guard (200..<300).contains(status) else {
+                    throw HTTPFailure(.proxy, "proxy answered CONNECT \(authority) with HTTP \(status)")
+                }
+                // The server speaks only after our ClientHello, so nothing may follow the proxy's answer.
+                guard end == raw.count else { throw HTTPFailure(.proxy, "data after the proxy's CONNECT answer") }
+                return
+            }
+            if raw.count > maxHeadBytes { throw HTTPFailure(.proxy, "proxy's CONNECT answer is too large") }
+        }
+    }
+
+    /// A client context trusting SSL_CERT_FILE / SSL_CERT_DIR when set, else the system's hashed CA directory.
+    private static func makeContext(_ environment: Environment) throws(HTTPFailure) -> OpaquePointer {
+        guard let context = SSL_CTX_new(TLS_client_method()) else {
+            throw HTTPFailure(.tlsSetup, "SSL_CTX_new: \(openSSLErrorText())")
+        }
+        _ = copenssl_set_min_proto_version(context, TLS1_2_VERSION)
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        copenssl_ignore_unexpected_eof(context)
+        let file = environment.sslCertFile
+        let directory = file == nil && environment.sslCertDir == nil ? systemCertDir : environment.sslCertDir
+        guard SSL_CTX_load_verify_locations(context, file, directory) == 1 else {
+            let text = openSSLErrorText()
+            SSL_CTX_free(context)
+            throw HTTPFailure(
+                .tlsSetup, "cannot load CA certificates (file \(file ?? "-"), dir \(directory ?? "-")): \(text)")
+        }
+        return context
+    }
+
+    private static func handshake(
+        _ context: OpaquePointer?, _ stream: Stream, host: String, isIPLiteral: Bool
+    ) throws(HTTPFailure) -> OpaquePointer {
+        guard let ssl = SSL_new(context) else { throw HTTPFailure(.tlsSetup, "SSL_new: \(openSSLErrorText())") }
+        var configured = SSL_set_fd(ssl, stream.fd) == 1
+        if isIPLiteral {
+            // SNI must not carry an IP address (RFC 6066 §3); the certificate must name it in an IP SAN.
+            configured = configured && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
+        } else {
+            configured = configured && SSL_set1_host(ssl, host) == 1
+            configured = configured && copenssl_set_tlsext_host_name(ssl, host) == 1
+        }
+        guard configured else {
+            let text = openSSLErrorText()
+            SSL_free(ssl)
+            throw HTTPFailure(.tlsSetup, "configuring the TLS connection: \(text)")
+        }
+        var handshaking = stream
+        handshaking.ssl = ssl
+        do throws(HTTPFailure) {
+            _ = try handshaking.perform(phase: "TLS handshake with \(host)", events: 0) { Int(SSL_connect(ssl)) }
+        } catch {
+            let verify = SSL_get_verify_result(ssl)
+            SSL_free(ssl)
+            if error.kind == .tls && verify != Int(X509_V_OK) {
+                let reason = String(cString: X509_verify_cert_error_string(verify))
+                throw HTTPFailure(.tls, "certificate of \(host) not accepted: \(reason)")
+            }
+            throw error
+        }
+        return ssl
+    }
+
+    private static func noProxyMatches(_ list: String?, _ host: String) -> Bool {
+        guard let list else { return false }
+        let host = host.lowercased()
+        for item in list.split(whereSeparator: { $0 == "," || $0 == " " }) {
+            var entry = item.lowercased()
+            if entry == "*" { return true }
+            if entry.hasPrefix("[") && entry.hasSuffix("]") { entry = String(entry.dropFirst().dropLast()) }
+            while entry.hasPrefix(".") { entry.removeFirst() }
+            if !entry.isEmpty && (host == entry || host.hasSuffix("." + entry)) { return true }
+        }
+        return false
+    }
+}
+
+// MARK: - Deadline and I/O
+
+/// One CLOCK_MONOTONIC deadline for the whole exchange.
+struct Deadline {
+    let budgetMs: Int
+    let end: Int64
+
+    init(ms: Int) {
+        budgetMs = max(ms, 0)
+        end = Deadline.now() + Int64(budgetMs) * 1_000_000
+    }
+
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    /// Milliseconds left, rounded up so that poll does not spin; 0 once passed.
+    var remainingMs: Int32 {
+        let left = end - Deadline.now()
+        return left <= 0 ? 0 : Int32(min((left + 999_999) / 1_000_000, Int64(Int32.max)))
+    }
+}
+
+/// Waits until `fd` is ready for `events` or the deadline passes.
+private func wait(_ fd: Int32, _ events: Int16, _ deadline: Deadline, _ phase: String) throws(HTTPFailure) {
+    while true {
+        let ms = deadline.remainingMs
+        if ms == 0 { throw HTTPFailure(.timeout, "exchange not done within \(deadline.budgetMs) ms (\(phase))") }
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        let ready = poll(&entry, 1, ms)
+        if ready > 0 { return }  // POLLERR / POLLHUP: the next call reports the error
+        if ready < 0 && errno != EINTR { throw HTTPFailure(.reset, "poll: \(errnoText())") }
+    }
+}
+
+private enum Step {
+    case done(Int)
+    case wait(Int16)
+    case retry
+    case failed(HTTPFailure.Kind, String)
+}
+
+/// A connection's byte stream, plain or TLS; every wait is bounded by the deadline.
+private struct Stream {
+    let fd: Int32
+    var ssl: OpaquePointer?
+    let deadline: Deadline
+
+    /// Runs a non-blocking operation until it completes; returns its result (0 for end of stream).
+    /// `events` is what a plain socket waits for after EAGAIN; TLS says itself what it waits for.
+    func perform(phase: String, events: Int16, _ operation: () -> Int) throws(HTTPFailure) -> Int {
+        while true {
+            switch ssl == nil ? plainStep(operation, events) : tlsStep(operation) {
+            case .done(let count): return count
+            case .retry: continue
+            case .wait(let events): try wait(fd, events, deadline, phase)
+            case .failed(let kind, let text): throw HTTPFailure(kind, "\(phase): \(text)")
+            }
+        }
+    }
+
+    private func plainStep(_ operation: () -> Int, _ events: Int16) -> Step {
+        let result = operation()
+        if result >= 0 { return .done(result) }
+        switch errno {
+        case EINTR: return .retry
+        case EAGAIN, EWOULDBLOCK: return .wait(events)
+        default: return .failed(.reset, errnoText())
+        }
+    }
+
+    private func tlsStep(_ operation: () -> Int) -> Step {
+        ERR_clear_error()
+        let result = operation()
+        if result > 0 { return .done(result) }
+        let error = SSL_get_error(ssl, Int32(result))
+        let savedErrno = errno
+        switch error {
+        case SSL_ERROR_WANT_READ: return .wait(Int16(POLLIN))
+        case SSL_ERROR_WANT_WRITE: return .wait(Int16(POLLOUT))
+        case SSL_ERROR_ZERO_RETURN: return .done(0)
+        case SSL_ERROR_SYSCALL:
+            if savedErrno == EINTR { return .retry }
+            return .failed(.reset, savedErrno == 0 ? "connection closed by peer" : errnoText(savedErrno))
+        default: return .failed(.tls, openSSLErrorText())
+        }
+    }
+
+    func writeAll(_ bytes: [UInt8]) throws(HTTPFailure) {
+        // One buffer address for all retries: OpenSSL requires a retried SSL_write to pass the same buffer.
+        // (Array.withUnsafeBytes is rethrows, not typed, hence the Result.)
+        let result = bytes.withUnsafeBytes { raw -> Result<Void, HTTPFailure> in
+            guard let base = raw.baseAddress else { return .success(()) }
+            var offset = 0
+            while offset < raw.count {
+                let rest = raw.count - offset
+                do throws(HTTPFailure) {
+                    offset += try perform(phase: "sending the request", events: Int16(POLLOUT)) { [offset] () -> Int in
+                        if let ssl { return Int(SSL_write(ssl, base + offset, Int32(clamping: rest))) }
+                        return send(fd, base + offset, rest, Int32(MSG_NOSIGNAL))
+                    }
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+
+    /// Reads what is available into `buffer`; 0 at end of stream.
+    func read(into buffer: inout [UInt8], phase: String) throws(HTTPFailure) -> Int {
+        let result = buffer.withUnsafeMutableBytes { raw -> Result<Int, HTTPFailure> in
+            guard let base = raw.baseAddress else { return .success(0) }
+            return Result { () throws(HTTPFailure) in
+                try perform(phase: phase, events: Int16(POLLIN)) { () -> Int in
+                    if let ssl { return Int(SSL_read(ssl, base, Int32(clamping: raw.count))) }
+                    return recv(fd, base, raw.count, 0)
+                }
+            }
+        }
+        return try result.get()
+    }
+}
+
+private func errnoText(_ code: Int32 = errno) -> String {
+    String(cString: strerror(code))
+}
+
+/// The oldest queued OpenSSL error, which names the root cause.
+private func openSSLErrorText() -> String {
+    let code = ERR_get_error()
+    if code == 0 { return "unknown OpenSSL error" }
+    var text = [CChar](repeating: 0, count: 256)
+    ERR_error_string_n(code, &text, text.count)
+    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+// MARK: - URLs
+
+/// The parts of an `http` / `https` URL that a request needs.
+struct URLParts: Equatable {
+    var tls: Bool
+    /// Lowercased; an IPv6 literal without its brackets.
+    var host: String
+    var port: Int
+    /// Origin form: path plus query, at least "/".
+    var path: String
+    var isIPv6 = false
+
+    init(_ url: String, what kind: HTTPFailure.Kind) throws(HTTPFailure) {
+        func fail(_ reason: String) -> HTTPFailure { HTTPFailure(kind, "\(reason): \(url)") }
+        guard url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw fail("space or non-ASCII in URL") }
+        let lower = url.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("https://") {
+            tls = true
+            rest = url.dropFirst(8)
+        } else if lower.hasPrefix("http://") {
+            tls = false
+            rest = url.dropFirst(7)
+        } else {
+            throw fail("not an http(s) URL")
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let remainder = rest[authority.endIndex...].prefix { $0 != "#" }
+        path = remainder.hasPrefix("/") ? String(remainder) : "/" + remainder
+        if authority.contains("@") { throw fail("credentials in URL are not supported") }
+
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw fail("unclosed [ in host") }
+            host = String(authority[authority.index(after: authority.startIndex)..<close]).lowercased()
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, host, &address) == 1 else { throw fail("invalid IPv6 address") }
+            isIPv6 = true
+            let after = authority[authority.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw fail("junk after ]") }
+                portText = after.dropFirst()
+            }
+        } else {
+            let parts = authority.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count <= 2 else { throw fail("invalid host") }
+            host = parts[0].lowercased()
+            portText = parts.count == 2 ? parts[1] : nil
+            let allowed = { (c: UInt8) in
+                (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x2E || c == 0x5F
+            }
+            guard !host.isEmpty, host.utf8.allSatisfy(allowed) else { throw fail("invalid host") }
+        }
+        if let portText {
+            guard portText.count <= 5, portText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let port = Int(portText), (1...65535).contains(port)
+            else { throw fail("invalid port") }
+            self.port = port
+        } else {
+            port = tls ? 443 : 80
+        }
+    }
+
+    /// The Host header value.
+    var authority: String {
+        let name = isIPv6 ? "[\(host)]" : host
+        return port == (tls ? 443 : 80) ? name : "\(name):\(port)"
+    }
+
+    var isIPLiteral: Bool {
+        var address = in_addr()
+        return isIPv6 || inet_pton(AF_INET, host, &address) == 1
+    }
+
+    /// `localhost`, 127.0.0.0/8 or ::1.
+    var isLoopback: Bool {
+        if host == "localhost" { return true }
+        if isIPv6 {
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, host, &address) == 1 else { return false }
+            return withUnsafeBytes(of: &address) { $0.elementsEqual([UInt8](repeating: 0, count: 15) + [1]) }
+        }
+        var address = in_addr()
+        guard inet_pton(AF_INET, host, &address) == 1 else { return false }
+        return withUnsafeBytes(of: &address) { $0.first == 127 }
+    }
+}
+
+// MARK: - Response parsing
+
+/// The index just past the blank line ending the header section, or nil if not received yet.
+private func headEnd(_ raw: [UInt8]) -> Int? {
+    var i = 0
+    while i < raw.count {
+        if raw[i] == 0x0A {
+            if i + 1 < raw.count && raw[i + 1] == 0x0A { return i + 2 }
+            if i + 2 < raw.count && raw[i + 1] == 0x0D && raw[i + 2] == 0x0A { return i + 3 }
+        }
+        i += 1
+    }
+    return nil
+}
+
+/// Status line and headers (names lowercased); accepts bare LF line ends.
+private func parseHead(_ bytes: ArraySlice<UInt8>) throws(HTTPFailure) -> (status: Int, headers: [(String, String)]) {
+    let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map { line in
+        String(decoding: line.last == 0x0D ? line.dropLast() : line, as: UTF8.self)
+    }
+    let statusLine = lines.first ?? ""
+    let fields = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+    guard fields.count >= 2, fields[0].hasPrefix("HTTP/1."), fields[1].count == 3,
+        fields[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let status = Int(fields[1]), status >= 100
+    else { throw HTTPFailure(.malformed, "bad status line \"\(statusLine.prefix(80))\"") }
+    var headers: [(String, String)] = []
+    for line in lines.dropFirst() where !line.isEmpty {
+        guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
+            !line.hasPrefix(" "), !line.hasPrefix("\t")
+        else { throw HTTPFailure(.malformed, "bad header line \"\(line.prefix(80))\"") }
+        headers.append((line[..<colon].lowercased(), trimmed(line[line.index(after: colon)...])))
+    }
+    return (status, headers)
+}
+
+private func trimmed(_ text: Substring) -> String {
+    let isSpace = { (c: Character) in c == " " || c == "\t" }
+    return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+}
+
+/// Incremental HTTP/1.1 response reader: Content-Length, chunked, or read-to-close bodies, with size caps.
+struct ResponseParser {
+    private enum Framing { case length(Int), chunked, close }
+    private enum ChunkState { case size, data(Int), dataEnd, trailer }
+
+    let maxBody: Int
+    private var raw: [UInt8] = []
+    private var head: (status: Int, headers: [(String, String)])?
+    private var bodyStart = 0
+    private var framing = Framing.close
+    private var body: [UInt8] = []
+    private var chunkState = ChunkState.size
+    private var position = 0
+
+    init(maxBody: Int) { self.maxBody = maxBody }
+
+    /// Adds received bytes; returns the response once it is complete.
+    mutating func feed(_ bytes: ArraySlice<UInt8>) throws(HTTPFailure) -> HTTPResponse? {
+        raw += bytes
+        // Chunk framing adds a few bytes per chunk; this bounds what a hostile peer can make us buffer.
+        if raw.count > 2 * maxBody + HTTPClient.maxHeadBytes {
+            throw HTTPFailure(.tooLarge, "response over \(maxBody) bytes")
+        }
+        while head == nil {
+            guard let end = headEnd(raw) else {
+                if raw.count > HTTPClient.maxHeadBytes { throw HTTPFailure(.tooLarge, "header section over 64 KiB") }
+                return nil
+            }
+            let parsed = try parseHead(raw[0..<end])
+            if (100..<200).contains(parsed.status) {
+                raw.removeFirst(end)  // interim response such as 100 Continue
+                continue
+            }
+            head = parsed
+            bodyStart = end
+            position = end
+            try chooseFraming(parsed)
+        }
+        return try advance()
+    }
+
+    /// Called at end of stream: the response if it is complete.
+    mutating func finish() throws(HTTPFailure) -> HTTPResponse {
+        guard let head else {
+            if raw.isEmpty { throw HTTPFailure(.reset, "connection closed without a response") }
+            throw HTTPFailure(.reset, "connection closed inside the response header")
+        }
+        if let response = try advance() { return response }
+        if case .close = framing {
+            return HTTPResponse(status: head.status, headers: head.headers, body: Array(raw[bodyStart...]))
+        }
+        throw HTTPFailure(.reset, "connection closed after \(body.count) body bytes, before the end of the body")
+    }
+
+    private mutating func chooseFraming(_ head: (status: Int, headers: [(String, String)])) throws(HTTPFailure) {
+        if head.status == 204 || head.status == 304 {
+            framing = .length(0)
+        } else if let coding = head.headers.last(where: { $0.0 == "transfer-encoding" })?.1 {
+            // Only "chunked" as the final coding frames the body; anything else is read to close (RFC 9112 §6.3).
+            let last = coding.split(separator: ",").last.map { trimmed($0).lowercased() }
+            framing = last == "chunked" ? .chunked : .close
+        } else {
+            let values = head.headers.filter { $0.0 == "content-length" }
+                .flatMap { $0.1.split(separator: ",", omittingEmptySubsequences: false).map(trimmed) }
+            guard let first = values.first else { return }
+            guard values.allSatisfy({ $0 == first }), first.count <= 18,
+                first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(first)
+            else { throw HTTPFailure(.malformed, "bad Content-Length \(values)") }
+            if length > maxBody { throw HTTPFailure(.tooLarge, "Content-Length \(length) over \(maxBody) bytes") }
+            framing = .length(length)
+        }
+    }
+
+    private mutating func advance() throws(HTTPFailure) -> HTTPResponse? {
+        guard let head else { return nil }
+        switch framing {
+        case .length(let length):
+            guard raw.count - bodyStart >= length else { return nil }
+            body = Array(raw[bodyStart..<bodyStart + length])
+        case .close:
+            if raw.count - bodyStart > maxBody { throw HTTPFailure(.tooLarge, "body over \(maxBody) bytes") }
+            return nil
+        case .chunked:
+            guard try advanceChunks() else { return nil }
+        }
+        return HTTPResponse(status: head.status, headers: head.headers, body: body)
+    }
+
+    /// Decodes as many chunks as have arrived; true after the last chunk and trailers.
+    private mutating func advanceChunks() throws(HTTPFailure) -> Bool {
+        while true {
+            switch chunkState {
+            case .size:
+                guard let (line, next) = nextLine() else { return false }
+                let digits = line.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
+                guard !digits.isEmpty, digits.count <= 15,
+                    let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
+                else { throw HTTPFailure(.malformed, "bad chunk size line") }
+                position = next
+                if size > maxBody - body.count { throw HTTPFailure(.tooLarge, "chunked body over \(maxBody) bytes") }
+                chunkState = size == 0 ? .trailer : .data(size)
+            case .data(let left):
+                let count = min(left, raw.count - position)
+                if count == 0 { return false }
+                body += raw[position..<position + count]
+                position += count
+                chunkState = left == count ? .dataEnd : .data(left - count)
+            case .dataEnd:
+                guard let (line, next) = nextLine() else { return false }
+                guard line.isEmpty else { throw HTTPFailure(.malformed, "chunk data longer than its size") }
+                position = next
+                chunkState = .size
+            case .trailer:
+                guard let (line, next) = nextLine() else { return false }
+                position = next
+                if line.isEmpty { return true }
+            }
+        }
+    }
+
+    /// The line at `position` without its line end, and the index after it; nil until its LF has arrived.
+    private func nextLine() -> (ArraySlice<UInt8>, Int)? {
+        guard let lf = raw[position...].firstIndex(of: 0x0A) else {
+            return nil
+        }
+        let line = raw[position..<lf]
+        return (line.last == 0x0D ? line.dropLast() : line, lf + 1)
+    }
+}
