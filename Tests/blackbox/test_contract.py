@@ -8,7 +8,8 @@ A case folder holds:
   setup.sql                     optional SQL run with the sqlite3 shell on CLAIM_DB before anything else
   db.bin                        optional bytes copied to CLAIM_DB before anything else
   expected.json                 the whole expected response; "<timestamp>" matches any RFC 3339 UTC time,
-                                "$setup[N].a.b" the value at a.b in the N-th setup response
+                                "$setup[N].a.b" the value at a.b in the N-th setup response, "re:<regex>" a
+                                string matching the regular expression
   exit                          the expected exit code
   check.sql / check.out         optional: after the run, the sqlite3 shell's output of check.sql must equal check.out
 """
@@ -59,6 +60,8 @@ def resolve(expected, setups):
 def matches(expected, actual):
     if expected == "<timestamp>":
         return isinstance(actual, str) and bool(TIMESTAMP.match(actual))
+    if isinstance(expected, str) and expected.startswith("re:"):
+        return isinstance(actual, str) and bool(re.match(expected[3:], actual))
     if isinstance(expected, dict):
         return isinstance(actual, dict) and expected.keys() == actual.keys() and all(
             matches(v, actual[k]) for k, v in expected.items()
@@ -112,7 +115,7 @@ def test_every_reachable_code_has_a_case():
             seen.add(error["code"])
     reachable = {
         "invalid_json", "invalid_request", "invalid_username", "unauthenticated", "not_owner", "not_claimed",
-        "already_claimed", "user_has_other_profile", "payload_too_large", "not_implemented",
+        "already_claimed", "user_has_other_profile", "payload_too_large", "no_active_challenge",
         "store_unavailable", "misconfigured",
     }
     assert reachable <= seen, f"no fixture for {sorted(reachable - seen)}"

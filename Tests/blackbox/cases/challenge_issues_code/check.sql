@@ -1,0 +1,1 @@
+SELECT user_id, username, length(code) FROM challenges;
