@@ -12,7 +12,11 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", providers: [.apt(["libssl-dev"])]),
         .target(name: "ClaimCore", dependencies: ["CSQLite", "COpenSSL"], swiftSettings: strict),
-        .executableTarget(name: "leetcode-claim", dependencies: ["ClaimCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "leetcode-claim", dependencies: ["ClaimCore"], swiftSettings: strict,
+            // The static runtime's backtracer looks for its helper binary at start-up through /proc/self/exe and
+            // aborts when /proc is absent (an empty chroot). main.swift answers that lookup with "none".
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--wrap=swift_copyAuxiliaryExecutablePath"])]),
         .testTarget(name: "ClaimCoreTests", dependencies: ["ClaimCore"], swiftSettings: strict),
     ]
 )

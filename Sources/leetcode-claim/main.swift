@@ -4,6 +4,11 @@ import ClaimCore
 import Glibc
 #endif
 
+/// Replaces the runtime's lookup of auxiliary executables (only `swift-backtrace`), linked with `--wrap`: a
+/// function process never spawns a backtracer, and the lookup needs /proc, which a scratch image may lack.
+@_cdecl("__wrap_swift_copyAuxiliaryExecutablePath")
+func noAuxiliaryExecutable(_ name: UnsafePointer<CChar>?) -> UnsafeMutablePointer<CChar>? { nil }
+
 // A reader that went away must not kill us with SIGPIPE before the exit code is set; write() reports EPIPE.
 signal(SIGPIPE, SIG_IGN)
 

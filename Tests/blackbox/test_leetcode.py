@@ -1,0 +1,219 @@
+"""LeetCode verification over real TLS against the fake LeetCode server on loopback.
+
+The fake (Tests/fake_leetcode/server.py) answers by username, shaped like LeetCode's real responses; the test CA
+and certificates are made with the openssl command when the module starts.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import BINARY, base_env, run
+from test_race import run_all
+
+FAKE = pathlib.Path(__file__).resolve().parents[1] / "fake_leetcode"
+
+
+@pytest.fixture(scope="module")
+def leetcode(tmp_path_factory):
+    """The fake server with HTTPS (trusted), plain HTTP, an untrusted-CA and a wrong-host listener."""
+    root = tmp_path_factory.mktemp("leetcode")
+    certs = root / "certs"
+    subprocess.run(["sh", str(FAKE / "make_certs.sh"), str(certs)], check=True)
+    profiles = root / "profiles.json"
+    profiles.write_text("{}")
+    server = subprocess.Popen(
+        ["python3", str(FAKE / "server.py"), "--cert", str(certs / "server.pem"), "--key", str(certs / "server.key"),
+         "--http", "--http-port", "0", "--port", "0", "--profiles", str(profiles), "--slow-seconds", "5",
+         "--extra-https", str(certs / "untrusted.pem"), str(certs / "untrusted.key"),
+         "--extra-https", str(certs / "wrong-host.pem"), str(certs / "wrong-host.key"), "--watch-stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ports = json.loads(server.stdout.readline())
+
+    class Fake:
+        ca = str(certs / "ca.pem")
+        https = f"https://localhost:{ports['https_port']}/graphql"
+        http = f"http://127.0.0.1:{ports['http_port']}/graphql"
+        untrusted = f"https://localhost:{ports['extra_https_ports'][0]}/graphql"
+        wrong_host = f"https://localhost:{ports['extra_https_ports'][1]}/graphql"
+        port = ports["https_port"]
+        cert_dir = certs
+
+        @staticmethod
+        def set_profile(username, about_me, **extra):
+            data = json.loads(profiles.read_text())
+            data[username] = {"realName": "Real " + username, "aboutMe": about_me,
+                              "userAvatar": f"https://assets.leetcode.com/{username}.png", "ranking": 4242,
+                              "easy": 10, "medium": 20, "hard": 5, "all": 35, **extra}
+            profiles.write_text(json.dumps(data))
+
+    yield Fake
+    server.stdin.close()
+    server.wait(timeout=10)
+
+
+def env_for(tmp_path, leetcode, url=None, **extra):
+    return base_env(tmp_path, CLAIM_AUTH="trusted", LEETCODE_GRAPHQL_URL=url or leetcode.https,
+                    SSL_CERT_FILE=leetcode.ca, **extra)
+
+
+def request(action, username, user="user-1"):
+    return {"action": action, "username": username, "user_id": user}
+
+
+def sql(env, query):
+    return subprocess.run(["sqlite3", env["CLAIM_DB"], query], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def challenge(env, username, user="user-1"):
+    result = run(request("challenge", username, user), env)
+    assert result.status == 200, result.response
+    return result.response["result"]["code"]
+
+
+def test_verify_with_code_in_about_me_claims_and_stores_snapshot(tmp_path, leetcode):
+    env = env_for(tmp_path, leetcode)
+    code = challenge(env, "alice")
+    leetcode.set_profile("alice", f"Hi! {code} I like graphs")
+    result = run(request("verify", "alice"), env)
+    assert result.status == 200, result.response
+    res = result.response["result"]
+    assert res["verified_via"] == "leetcode" and res["claimed_by"] == "user-1"
+    assert res["profile"] == {"real_name": "Real alice", "avatar_url": "https://assets.leetcode.com/alice.png",
+                              "ranking": 4242, "solved": {"easy": 10, "medium": 20, "hard": 5, "all": 35},
+                              "synced_at": res["claimed_at"]}
+    assert sql(env, "SELECT claimed_by, verified_via, real_name, ranking, solved_all FROM profiles") == \
+        "user-1|leetcode|Real alice|4242|35\n"
+    assert sql(env, "SELECT count(*) FROM challenges") == "0\n", "the challenge is consumed"
+
+
+def test_owner_verify_resyncs_without_code(tmp_path, leetcode):
+    env = env_for(tmp_path, leetcode)
+    code = challenge(env, "resyncer")
+    leetcode.set_profile("resyncer", code)
+    first = run(request("verify", "resyncer"), env).response["result"]
+    leetcode.set_profile("resyncer", "code removed", ranking=1, all=99)
+    again = run(request("verify", "resyncer"), env)
+    assert again.status == 200
+    res = again.response["result"]
+    assert res["claimed_at"] == first["claimed_at"]
+    assert res["profile"]["ranking"] == 1 and res["profile"]["solved"]["all"] == 99
+    assert sql(env, "SELECT ranking, solved_all FROM profiles") == "1|99\n"
+    assert sql(env, "SELECT event FROM claim_events ORDER BY id") == "claim\nresync\n"
+
+
+def test_chunked_response_is_read(tmp_path, leetcode):
+    env = env_for(tmp_path, leetcode)
+    code = challenge(env, "chunked")
+    leetcode.set_profile("chunked", code)
+    result = run(request("verify", "chunked"), env)
+    assert result.status == 200, result.response
+
+
+def test_plain_http_to_loopback_works(tmp_path, leetcode):
+    env = env_for(tmp_path, leetcode, url=leetcode.http)
+    code = challenge(env, "plain")
+    leetcode.set_profile("plain", code)
+    assert run(request("verify", "plain"), env).status == 200
+
+
+FAILURES = [
+    # (username, url attribute, extra env, status, code, retry_after_s)
+    ("nocode", "https", {}, 403, "code_not_found", None),
+    ("ghost", "https", {}, 404, "leetcode_user_not_found", None),
+    ("cf-blocked", "https", {}, 503, "leetcode_unavailable", 30),
+    ("rate-limited", "https", {}, 503, "leetcode_rate_limited", 17),
+    ("server-error", "https", {}, 503, "leetcode_unavailable", 30),
+    ("slow", "https", {"LEETCODE_TIMEOUT_MS": "500"}, 503, "leetcode_unavailable", 30),
+    ("huge", "https", {}, 502, "leetcode_bad_response", None),
+    ("malformed", "https", {}, 502, "leetcode_bad_response", None),
+    ("wrong-shape", "https", {}, 502, "leetcode_bad_response", None),
+    ("alice2", "untrusted", {}, 503, "leetcode_unavailable", 30),
+    ("alice3", "wrong_host", {}, 503, "leetcode_unavailable", 30),
+    ("alice4", "closed", {}, 503, "leetcode_unavailable", 30),
+]
+
+
+@pytest.mark.parametrize("username,where,extra,status,code,retry", FAILURES, ids=[f[4] + "-" + f[0] for f in FAILURES])
+def test_upstream_failure_claims_nothing(tmp_path, leetcode, username, where, extra, status, code, retry):
+    url = "https://127.0.0.1:1/graphql" if where == "closed" else getattr(leetcode, where)
+    env = env_for(tmp_path, leetcode, url=url, **extra)
+    live = challenge(env, username)
+    if username == "nocode":
+        leetcode.set_profile("nocode", "no code here")
+    result = run(request("verify", username), env)
+    assert (result.status, result.code) == (status, code), result.response
+    assert result.response["error"].get("retry_after_s") == retry
+    if code == "code_not_found":
+        assert live in result.response["error"]["message"] and "About me" in result.response["error"]["message"]
+    assert sql(env, "SELECT count(*) FROM profiles") == "0\n", "nothing claimed"
+    assert sql(env, "SELECT code FROM challenges") == live + "\n", "the challenge stays live"
+    assert sql(env, "SELECT event, detail FROM claim_events") == f"verify_failed|{code}\n"
+    assert result.logs[-1]["outcome"] == code
+    if status >= 500:
+        assert result.logs[-1].get("detail"), "the log says which upstream failure it was"
+
+
+def test_challenge_codes_differ_repeat_while_live_expire_and_are_single_use(tmp_path, leetcode):
+    env = env_for(tmp_path, leetcode, CLAIM_CHALLENGE_TTL_S="1")
+    codes = {challenge(env, "shared", f"user-{i}") for i in range(20)}
+    assert len(codes) == 20, "codes differ across users"
+    first = challenge(env, "single")
+    assert challenge(env, "single") == first, "asking again returns the live code"
+    time.sleep(1.2)
+    expired = run(request("verify", "single"), env)
+    assert expired.code == "no_active_challenge", "an expired code counts as none"
+    second = challenge(env, "single")
+    assert second != first, "a new code after expiry"
+    leetcode.set_profile("single", f"{first} {second}")
+    assert run(request("verify", "single"), env).status == 200
+    assert run(request("release", "single"), env).status == 200
+    reused = run(request("verify", "single"), env)
+    assert reused.code == "no_active_challenge", "a consumed code cannot be used again"
+
+
+def test_race_100_verified_users_one_profile(tmp_path, leetcode, capsys):
+    env = env_for(tmp_path, leetcode, CLAIM_BUSY_TIMEOUT_MS="60000", LEETCODE_TIMEOUT_MS="30000")
+    users = [f"racer-{i}" for i in range(100)]
+    codes = [challenge(env, "contested-lc", u) for u in users]
+    leetcode.set_profile("contested-lc", " ".join(codes))
+    results = run_all([request("verify", "contested-lc", u) for u in users], env)
+    seen = {}
+    for r in results:
+        key = "200" if r["ok"] else r["error"]["code"]
+        seen[key] = seen.get(key, 0) + 1
+    with capsys.disabled():
+        print("\n  race 100 verified users/1 profile: " + ", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
+    assert seen == {"200": 1, "already_claimed": 99}
+    winner = next(r for r in results if r["ok"])["result"]
+    assert sql(env, "SELECT claimed_by, claimed_at, synced_at FROM profiles") == \
+        f"{winner['claimed_by']}|{winner['claimed_at']}|{winner['profile']['synced_at']}\n"
+    assert sql(env, "SELECT count(*) FROM challenges") == "99\n", "only the winner's challenge is consumed"
+
+
+def test_static_binary_in_empty_chroot_resolves_and_verifies(tmp_path, leetcode):
+    """Scratch image: only the binary, a CA file and /etc/hosts; the fake is reached by host name."""
+    root = tmp_path / "scratch"
+    (root / "etc").mkdir(parents=True)
+    shutil.copy(BINARY, root / "leetcode-claim")
+    shutil.copy(leetcode.ca, root / "ca.pem")
+    (root / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    env = {"CLAIM_AUTH": "trusted", "CLAIM_DB": "/data/claims.sqlite", "SSL_CERT_FILE": "/ca.pem",
+           "LEETCODE_GRAPHQL_URL": f"https://localhost:{leetcode.port}/graphql"}
+
+    def chrooted(req):
+        proc = subprocess.run([shutil.which("chroot") or "/usr/sbin/chroot", str(root), "/leetcode-claim"], input=json.dumps(req).encode(), env=env,
+                              capture_output=True, timeout=60)
+        return json.loads(proc.stdout), proc.returncode
+
+    response, exit_code = chrooted(request("challenge", "scratch"))
+    assert exit_code == 0 and response["ok"], response
+    leetcode.set_profile("scratch", response["result"]["code"])
+    response, exit_code = chrooted(request("verify", "scratch"))
+    assert exit_code == 0 and response["status"] == 200 and response["result"]["verified_via"] == "leetcode", response
+    assert sorted(os.listdir(root)) == ["ca.pem", "data", "etc", "leetcode-claim"]
