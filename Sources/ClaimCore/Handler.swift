@@ -67,7 +67,7 @@ public enum Handler {
     }
 
     static func execute(_ request: Request, caller: String, config: Config) throws(ClaimError) -> JSON {
-        let store = try SQLiteStore(config: config)
+        let store: any ClaimStore = try SQLiteStore(config: config)
         let username = request.username
         switch request.action {
         case .challenge:
@@ -84,7 +84,7 @@ public enum Handler {
             let (claim, profile) =
                 config.verify == .off
                 ? (try store.claim(
-                    username: username, userID: caller, verifiedVia: "none", requestID: request.requestID,
+                    username: username, userID: caller, verifiedVia: "none", profile: nil, requestID: request.requestID,
                     nowMs: Clock.nowMs()), nil)
                 : try verifyThroughLeetCode(request, caller: caller, config: config, store: store)
             return .object([
@@ -110,7 +110,7 @@ public enum Handler {
 
     /// Verify, then claim: nothing but an audit event is written before LeetCode has shown the code, so there
     /// is no pending state to get stuck; the guarded upsert alone decides a race.
-    static func verifyThroughLeetCode(_ request: Request, caller: String, config: Config, store: SQLiteStore)
+    static func verifyThroughLeetCode(_ request: Request, caller: String, config: Config, store: any ClaimStore)
         throws(ClaimError) -> (Claim, JSON)
     {
         let username = request.username

@@ -5,9 +5,9 @@ import COpenSSL
 /// Every rejection is `.unauthenticated` with a message that says why and never repeats any part of the token.
 public struct JWTVerifier: Sendable {
     /// Longest token accepted, in bytes; real Supabase access tokens are well under 2 KiB.
-    public static let maxTokenBytes = 8192
+    static let maxTokenBytes = 8192
     /// Shortest secret accepted: HS256 needs a key at least as long as its 32-byte output (RFC 7518 §3.2).
-    public static let minSecretBytes = 32
+    static let minSecretBytes = 32
 
     private let secret: [UInt8]
     private let audience: String

@@ -13,7 +13,7 @@ public struct Claim: Sendable, Equatable {
 }
 
 /// The claim store on an SQLite file: one guarded upsert decides every claim.
-public final class SQLiteStore {
+public final class SQLiteStore: ClaimStore {
     /// The schema version this binary writes (`PRAGMA user_version`).
     public static let schemaVersion = 1
 
@@ -196,9 +196,6 @@ public final class SQLiteStore {
         INSERT INTO claim_events (at, event, username, user_id, request_id, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
         """
 
-    /// Claims `username` for `userID`, or confirms the caller's existing claim (same `claimed_at`).
-    /// - Throws: `already_claimed`, `user_has_other_profile`, `store_busy`, `store_unavailable`.
-    /// With a LeetCode `profile`, the same transaction stores its snapshot and consumes the caller's challenge.
     public func claim(
         username: String, userID: String, verifiedVia: String, profile: LeetCodeProfile? = nil, requestID: String?,
         nowMs: Int64
@@ -235,8 +232,6 @@ public final class SQLiteStore {
         }
     }
 
-    /// Releases `username` if `userID` owns it.
-    /// - Throws: `not_owner`, `not_claimed`, `store_busy`, `store_unavailable`.
     public func release(username: String, userID: String, requestID: String?, nowMs: Int64) throws(ClaimError) {
         let now = Clock.rfc3339(ms: nowMs)
         try connection.writeTransaction { () throws(ClaimError) in
@@ -266,7 +261,6 @@ public final class SQLiteStore {
         }
     }
 
-    /// The current owner of `username`, or nil when it is free.
     public func owner(of username: String) throws(ClaimError) -> Claim? {
         let rows: [[String?]]
         do throws(SQLiteError) {
@@ -292,8 +286,6 @@ public final class SQLiteStore {
 }
 
 extension SQLiteStore {
-    /// The caller's live challenge for `username`, or a new one valid for `ttlSeconds`.
-    /// - Throws: `already_claimed` / `user_has_other_profile` before creating anything, or a store error.
     public func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
         throws(ClaimError) -> Challenge
     {
@@ -323,7 +315,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Refreshes the owner's profile snapshot; nil when `userID` no longer owns `username`.
     public func resync(username: String, userID: String, profile: LeetCodeProfile, requestID: String?, nowMs: Int64)
         throws(ClaimError) -> Claim?
     {
@@ -362,7 +353,6 @@ extension SQLiteStore {
         return Claim(username: username, claimedBy: userID, claimedAt: claimedAt, verifiedVia: row[1] ?? "leetcode")
     }
 
-    /// The caller's live challenge code for `username`, or nil (an expired one counts as none).
     public func liveChallengeCode(username: String, userID: String, nowMs: Int64) throws(ClaimError) -> String? {
         do throws(SQLiteError) {
             return try connection.query(
@@ -374,8 +364,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Read-only pre-check: throws the 409 a claim would meet; returns whether the caller already owns `username`.
-    @discardableResult
     public func refuseIfTaken(username: String, userID: String) throws(ClaimError) -> Bool {
         let owner: String?
         let other: String?
@@ -397,7 +385,6 @@ extension SQLiteStore {
         return owner == userID
     }
 
-    /// Appends an audit event in its own transaction (a failed verify changes nothing else).
     public func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?,
         nowMs: Int64) throws(ClaimError)
     {
