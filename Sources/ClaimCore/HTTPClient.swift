@@ -202,7 +202,7 @@ public enum HTTPClient {
             let count = try stream.read(into: &buffer, phase: "waiting for the proxy's CONNECT answer")
             if count == 0 { throw HTTPFailure(.proxy, "proxy closed the connection during CONNECT") }
             raw += buffer[0..<count]
-            if let end = headEnd(raw) {
+            if let end = headEnd(raw) {  // a few hundred bytes at most: rescanning is fine
                 let status = try parseHead(raw[0..<end]).status
                 guard (200..<300).contains(status) else {
                     throw HTTPFailure(.proxy, "proxy answered CONNECT \(authority) with HTTP \(status)")
@@ -335,6 +335,10 @@ private struct Stream {
     /// `events` is what a plain socket waits for after EAGAIN; TLS says itself what it waits for.
     func perform(phase: String, events: Int16, _ operation: () -> Int) throws(HTTPFailure) -> Int {
         while true {
+            // Checked here too, not only before blocking: a peer that never pauses must not outlast the deadline.
+            if deadline.remainingMs == 0 {
+                throw HTTPFailure(.timeout, "exchange not done within \(deadline.budgetMs) ms (\(phase))")
+            }
             switch ssl == nil ? plainStep(operation, events) : tlsStep(operation) {
             case .done(let count): return count
             case .retry: continue
@@ -511,9 +515,10 @@ struct URLParts: Equatable {
 
 // MARK: - Response parsing
 
-/// The index just past the blank line ending the header section, or nil if not received yet.
-private func headEnd(_ raw: [UInt8]) -> Int? {
-    var i = 0
+/// The index just past the blank line ending the header section, or nil if not received yet. `from` lets a
+/// caller skip what it already scanned, so a peer that trickles bytes cannot make the scan quadratic.
+private func headEnd(_ raw: [UInt8], from start: Int = 0) -> Int? {
+    var i = max(start - 2, 0)
     while i < raw.count {
         if raw[i] == 0x0A {
             if i + 1 < raw.count && raw[i + 1] == 0x0A { return i + 2 }
@@ -562,6 +567,8 @@ struct ResponseParser {
     private var body: [UInt8] = []
     private var chunkState = ChunkState.size
     private var position = 0
+    /// Where the next search for a line end starts: bytes before it are known to hold none.
+    private var scanned = 0
 
     init(maxBody: Int) { self.maxBody = maxBody }
 
@@ -573,18 +580,21 @@ struct ResponseParser {
             throw HTTPFailure(.tooLarge, "response over \(maxBody) bytes")
         }
         while head == nil {
-            guard let end = headEnd(raw) else {
+            guard let end = headEnd(raw, from: scanned) else {
                 if raw.count > HTTPClient.maxHeadBytes { throw HTTPFailure(.tooLarge, "header section over 64 KiB") }
+                scanned = raw.count
                 return nil
             }
             let parsed = try parseHead(raw[0..<end])
             if (100..<200).contains(parsed.status) {
                 raw.removeFirst(end)  // interim response such as 100 Continue
+                scanned = 0
                 continue
             }
             head = parsed
             bodyStart = end
             position = end
+            scanned = end
             try chooseFraming(parsed)
         }
         return try advance()
@@ -642,7 +652,7 @@ struct ResponseParser {
         while true {
             switch chunkState {
             case .size:
-                guard let (line, next) = nextLine() else { return false }
+                guard let (line, next) = try nextLine() else { return false }
                 let digits = line.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
                 guard !digits.isEmpty, digits.count <= 15,
                     let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
@@ -657,12 +667,12 @@ struct ResponseParser {
                 position += count
                 chunkState = left == count ? .dataEnd : .data(left - count)
             case .dataEnd:
-                guard let (line, next) = nextLine() else { return false }
+                guard let (line, next) = try nextLine() else { return false }
                 guard line.isEmpty else { throw HTTPFailure(.malformed, "chunk data longer than its size") }
                 position = next
                 chunkState = .size
             case .trailer:
-                guard let (line, next) = nextLine() else { return false }
+                guard let (line, next) = try nextLine() else { return false }
                 position = next
                 if line.isEmpty { return true }
             }
@@ -670,8 +680,10 @@ struct ResponseParser {
     }
 
     /// The line at `position` without its line end, and the index after it; nil until its LF has arrived.
-    private func nextLine() -> (ArraySlice<UInt8>, Int)? {
-        guard let lf = raw[position...].firstIndex(of: 0x0A) else {
+    private mutating func nextLine() throws(HTTPFailure) -> (ArraySlice<UInt8>, Int)? {
+        guard let lf = raw[max(position, scanned)...].firstIndex(of: 0x0A) else {
+            if raw.count - position > 4096 { throw HTTPFailure(.malformed, "chunk or trailer line over 4 KiB") }
+            scanned = raw.count
             return nil
         }
         let line = raw[position..<lf]

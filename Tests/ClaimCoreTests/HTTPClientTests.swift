@@ -44,7 +44,8 @@ final class PythonHelper {
 
     /// Ends the helper; also keeps it alive until called (ARC may release a local after its last use).
     func stop() {
-        if process.isRunning { process.terminate() }
+        // SIGKILL: a child of Foundation.Process inherits the spawning thread's signal mask, which may block SIGTERM.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 

@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import json
 import os
+import signal
 import socket
 import socketserver
 import sys
@@ -88,6 +89,9 @@ def main():
     parser.add_argument("--log", help="append one line per CONNECT to this file")
     parser.add_argument("--watch-stdin", action="store_true")
     options = parser.parse_args()
+    # A parent may spawn us from a thread that blocks signals (Swift's Foundation.Process does); the mask is
+    # inherited, and a blocked SIGTERM would make terminate() a no-op.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     server = Server((options.host, options.port), Tunnel)
     server.log = options.log
     threading.Thread(target=server.serve_forever, daemon=True).start()

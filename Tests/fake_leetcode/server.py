@@ -40,6 +40,7 @@ input reaches end of file, so it dies with the test process that holds the pipe.
 import argparse
 import json
 import os
+import signal
 import ssl
 import sys
 import threading
@@ -260,6 +261,9 @@ def main():
     parser.add_argument("--slow-seconds", type=float, default=10.0)
     parser.add_argument("--watch-stdin", action="store_true", help="exit when standard input closes")
     options = parser.parse_args()
+    # A parent may spawn us from a thread that blocks signals (Swift's Foundation.Process does); the mask is
+    # inherited, and a blocked SIGTERM would make terminate() a no-op.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     if bool(options.cert) != bool(options.key):
         parser.error("--cert and --key go together")
     if not options.cert and not options.http and not options.extra_https:
