@@ -112,7 +112,12 @@ public enum HTTPClient {
         signal(SIGPIPE, SIG_IGN)
 
         let peer = proxy ?? target
-        let fd = try connect(host: peer.host, port: peer.port, deadline: deadline)
+        let fd: Int32
+        do throws(HTTPFailure) {
+            fd = try connect(host: peer.host, port: peer.port, deadline: deadline)
+        } catch {
+            throw proxy == nil ? error : HTTPFailure(error.kind, "proxy \(error.detail)")
+        }
         defer { close(fd) }
         var stream = Stream(fd: fd, ssl: nil, deadline: deadline)
         if proxy != nil { try tunnel(stream, to: target) }

@@ -140,7 +140,9 @@ public enum LeetCodeClient {
 
     /// Parses a 2xx GraphQL body: strict about `username` and `aboutMe`, tolerant of extra or odd optional fields.
     static func profile(from body: [UInt8], username: String) throws(ClaimError) -> LeetCodeProfile {
-        func bad(_ detail: String) -> ClaimError { ClaimError(.leetcodeBadResponse, badResponseMessage, detail: detail) }
+        func bad(_ detail: String) -> ClaimError {
+            ClaimError(.leetcodeBadResponse, badResponseMessage, detail: detail)
+        }
         let json: JSON
         do throws(JSONParseError) {
             json = try JSONParser.parse(body)

@@ -291,7 +291,7 @@ extension SQLiteStore {
     {
         let now = Clock.rfc3339(ms: nowMs)
         return try connection.writeTransaction { () throws(ClaimError) -> Challenge in
-            try refuseIfTaken(username: username, userID: userID)
+            _ = try refuseIfTaken(username: username, userID: userID)
             do throws(SQLiteError) {
                 try connection.query("DELETE FROM challenges WHERE expires_at <= ?1", [now])
                 if let live = try connection.query(

@@ -22,7 +22,8 @@ final class PythonHelper {
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", fakeLeetCodeDirectory.appendingPathComponent(script).path, "--watch-stdin"]
+        process.arguments =
+            ["python3", fakeLeetCodeDirectory.appendingPathComponent(script).path, "--watch-stdin"]
             + arguments
         process.standardInput = input
         process.standardOutput = output
@@ -146,7 +147,10 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
     @Test(arguments: [
         ("https://leetcode.com/graphql", true, "leetcode.com", 443, "/graphql", "leetcode.com"),
         ("HTTPS://LeetCode.com", true, "leetcode.com", 443, "/", "leetcode.com"),
-        ("https://leetcode.com:8443/graphql/?a=1#frag", true, "leetcode.com", 8443, "/graphql/?a=1", "leetcode.com:8443"),
+        (
+            "https://leetcode.com:8443/graphql/?a=1#frag", true, "leetcode.com", 8443, "/graphql/?a=1",
+            "leetcode.com:8443"
+        ),
         ("http://127.0.0.1:8080?x", false, "127.0.0.1", 8080, "/?x", "127.0.0.1:8080"),
         ("http://[::1]:9/graphql", false, "::1", 9, "/graphql", "[::1]:9"),
         ("https://[2001:DB8::1]/", true, "2001:db8::1", 443, "/", "[2001:db8::1]"),
@@ -220,7 +224,8 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
     }
 
     @Test func chunkedWithExtensionsAndTrailers() throws {
-        let text = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n"
+        let text =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n"
             + "E\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: 1\r\n\r\n"
         #expect(try parse(text).body == Array("Wikipedia in\r\n\r\nchunks.".utf8))
     }
@@ -315,7 +320,8 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
         }
         #expect(error?.kind == .tooLarge)
         // The same bodies pass under a larger cap, so the cap is what failed.
-        #expect(try post(fake.httpsURL, username, maxResponseBytes: 2 << 20, environment: fake.environment).status == 200)
+        #expect(
+            try post(fake.httpsURL, username, maxResponseBytes: 2 << 20, environment: fake.environment).status == 200)
     }
 
     /// One deadline covers the whole exchange, including a body that stalls after the headers.
@@ -409,7 +415,8 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
         environment.httpsProxy = "127.0.0.1:\(proxy.port())"  // the scheme is optional, as with curl
         #expect(try post(fake.httpsURL, "alice", environment: environment).status == 200)
         let port = fake.server.port("https_port")
-        #expect(try String(contentsOf: log, encoding: .utf8) == "CONNECT localhost:\(port)\nCONNECT localhost:\(port)\n")
+        #expect(
+            try String(contentsOf: log, encoding: .utf8) == "CONNECT localhost:\(port)\nCONNECT localhost:\(port)\n")
         // TLS is still end to end through the tunnel: an untrusted certificate is still refused.
         let error = #expect(throws: HTTPFailure.self) { _ = try post(fake.untrustedURL, "a", environment: environment) }
         #expect(error?.kind == .tls)

@@ -12,10 +12,12 @@ func fetch(
 }
 
 @Suite struct LeetCodeClientTests {
-    static var alice: [String: Any] {[
-        "realName": "Alice Liddell", "aboutMe": "Hi!\nLCC-8f3a2b1c ✓", "userAvatar": "https://assets.example/a.png",
-        "ranking": 630800, "easy": 10, "medium": 20, "hard": 3, "all": 33,
-    ]}
+    static var alice: [String: Any] {
+        [
+            "realName": "Alice Liddell", "aboutMe": "Hi!\nLCC-8f3a2b1c ✓", "userAvatar": "https://assets.example/a.png",
+            "ranking": 630800, "easy": 10, "medium": 20, "hard": 3, "all": 33,
+        ]
+    }
 
     @Test func userWithContent() throws {
         let fake = try FakeLeetCode(profiles: ["Alice": Self.alice])
@@ -45,16 +47,17 @@ func fetch(
     }
 
     /// What each upstream behaviour becomes: code, retry-after, and a word the log detail must contain.
-    @Test(arguments: [
-        ("nobody-here", ClaimError.Code.leetcodeUserNotFound, nil, "null"),
-        ("cf-blocked", .leetcodeUnavailable, 30, "cloudflare"),
-        ("rate-limited", .leetcodeRateLimited, 17, "429"),
-        ("server-error", .leetcodeUnavailable, 30, "HTTP 500"),
-        ("huge", .leetcodeBadResponse, nil, "too_large"),
-        ("huge-chunked", .leetcodeBadResponse, nil, "too_large"),
-        ("malformed", .leetcodeBadResponse, nil, "malformed JSON"),
-        ("wrong-shape", .leetcodeBadResponse, nil, "matchedUser is a string"),
-    ] as [(String, ClaimError.Code, Int?, String)])
+    @Test(
+        arguments: [
+            ("nobody-here", ClaimError.Code.leetcodeUserNotFound, nil, "null"),
+            ("cf-blocked", .leetcodeUnavailable, 30, "cloudflare"),
+            ("rate-limited", .leetcodeRateLimited, 17, "429"),
+            ("server-error", .leetcodeUnavailable, 30, "HTTP 500"),
+            ("huge", .leetcodeBadResponse, nil, "too_large"),
+            ("huge-chunked", .leetcodeBadResponse, nil, "too_large"),
+            ("malformed", .leetcodeBadResponse, nil, "malformed JSON"),
+            ("wrong-shape", .leetcodeBadResponse, nil, "matchedUser is a string"),
+        ] as [(String, ClaimError.Code, Int?, String)])
     func upstreamOutcomes(username: String, code: ClaimError.Code, retryAfter: Int?, detail: String) throws {
         let fake = try FakeLeetCode()
         defer { fake.stop() }
@@ -97,7 +100,9 @@ func fetch(
         let fake = try FakeLeetCode()
         defer { fake.stop() }
         for url in [fake.untrustedURL, fake.wrongHostURL] {
-            let error = #expect(throws: ClaimError.self) { _ = try fetch("a", from: url, environment: fake.environment) }
+            let error = #expect(throws: ClaimError.self) {
+                _ = try fetch("a", from: url, environment: fake.environment)
+            }
             #expect(error?.code == .leetcodeUnavailable)
             #expect(error?.detail?.hasPrefix("tls:") == true, "\(String(describing: error?.detail))")
         }
@@ -131,12 +136,14 @@ func fetch(
         let fake = try FakeLeetCode()
         defer { fake.stop() }
         let body = JSONWriter.serialize(
-            .object([("query", .string(LeetCodeClient.query)), ("variables", .object([("username", .string("a\"b"))]))]))
+            .object([("query", .string(LeetCodeClient.query)), ("variables", .object([("username", .string("a\"b"))]))])
+        )
         let parsed = try JSONParser.parse(Array(body.utf8))
         #expect(parsed["variables"]?["username"]?.stringValue == "a\"b")
-        for field in ["matchedUser(username: $username)", "aboutMe", "realName", "userAvatar", "ranking",
-            "acSubmissionNum { difficulty count }", "$username: String!"]
-        {
+        for field in [
+            "matchedUser(username: $username)", "aboutMe", "realName", "userAvatar", "ranking",
+            "acSubmissionNum { difficulty count }", "$username: String!",
+        ] {
             #expect(LeetCodeClient.query.contains(field), "query lacks \(field)")
         }
         // Quotes in the username travel as a JSON variable, never spliced into the query.
@@ -185,23 +192,25 @@ func fetch(
         #expect(error?.code == code, "\(String(describing: error))")
     }
 
-    @Test(arguments: [
-        ("17", 17), (nil, 60), ("", 60), ("Wed, 21 Oct 2015 07:28:00 GMT", 60), ("0", 1), ("999999", 3600),
-        ("-5", 60), ("1.5", 60), ("99999999999999999999", 60),
-    ] as [(String?, Int)])
+    @Test(
+        arguments: [
+            ("17", 17), (nil, 60), ("", 60), ("Wed, 21 Oct 2015 07:28:00 GMT", 60), ("0", 1), ("999999", 3600),
+            ("-5", 60), ("1.5", 60), ("99999999999999999999", 60),
+        ] as [(String?, Int)])
     func retryAfter(header: String?, expected: Int) {
         let response = HTTPResponse(status: 429, headers: header.map { [("retry-after", $0)] } ?? [], body: [])
         #expect(LeetCodeClient.retryAfter(response, default: 60) == expected)
         #expect(LeetCodeClient.claimError(for: response).retryAfterSeconds == expected)
     }
 
-    @Test(arguments: [
-        (503, [("retry-after", "120")], ClaimError.Code.leetcodeUnavailable, 120),
-        (502, [], .leetcodeUnavailable, 30),
-        (404, [], .leetcodeUnavailable, 30),
-        (301, [("location", "https://leetcode.com/graphql/")], .leetcodeUnavailable, 30),
-        (403, [], .leetcodeUnavailable, 30),
-    ] as [(Int, [(String, String)], ClaimError.Code, Int)])
+    @Test(
+        arguments: [
+            (503, [("retry-after", "120")], ClaimError.Code.leetcodeUnavailable, 120),
+            (502, [], .leetcodeUnavailable, 30),
+            (404, [], .leetcodeUnavailable, 30),
+            (301, [("location", "https://leetcode.com/graphql/")], .leetcodeUnavailable, 30),
+            (403, [], .leetcodeUnavailable, 30),
+        ] as [(Int, [(String, String)], ClaimError.Code, Int)])
     func nonSuccessStatuses(status: Int, headers: [(String, String)], code: ClaimError.Code, retry: Int) {
         let error = LeetCodeClient.claimError(for: HTTPResponse(status: status, headers: headers, body: []))
         #expect(error.code == code)
