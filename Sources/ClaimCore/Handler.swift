@@ -1,9 +1,15 @@
 /// Serves one request: the function `main` calls and the tests call, so the two cannot drift apart.
 public enum Handler {
-    /// What one invocation produces: the stdout line, the stderr log line and the exit code.
+    /// What one invocation produces: the response, and what the log line needs.
     public struct Outcome: Sendable {
         public var response: Response
-        public var logLine: String
+        var username: String?
+        var durationMs: Double
+
+        /// The stderr log line; `stdoutLost` when the response could not be written.
+        public func logLine(stdoutLost: Bool = false) -> String {
+            Log.line(response: response, username: username, durationMs: durationMs, stdoutLost: stdoutLost)
+        }
     }
 
     /// Decodes, authenticates and executes one request. Never throws: every failure becomes a response.
@@ -26,7 +32,7 @@ public enum Handler {
             response.outcome = .failure(error)
         }
         let durationMs = Double(Clock.monotonicNs() - started) / 1_000_000
-        return Outcome(response: response, logLine: Log.line(response: response, username: username, durationMs: durationMs))
+        return Outcome(response: response, username: username, durationMs: durationMs)
     }
 
     /// This build's version, sent to LeetCode in the User-Agent.

@@ -1,6 +1,6 @@
 /// One JSON log line per request, for stderr. It carries no token, secret or request body.
 public enum Log {
-    static func line(response: Response, username: String?, durationMs: Double) -> String {
+    static func line(response: Response, username: String?, durationMs: Double, stdoutLost: Bool) -> String {
         let status = response.status
         var members: [(String, JSON)] = [
             ("time", .string(Clock.rfc3339(ms: Clock.nowMs()))),
@@ -14,6 +14,10 @@ public enum Log {
         ]
         if case .failure(let error) = response.outcome, let detail = error.detail {
             members.append(("detail", .string(detail)))
+        }
+        if stdoutLost {
+            members[1].1 = .string("error")
+            members.append(("stdout", .string("lost: the response could not be written")))
         }
         return JSONWriter.serialize(.object(members)) + "\n"
     }

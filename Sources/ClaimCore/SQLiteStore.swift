@@ -15,7 +15,7 @@ public struct Claim: Sendable, Equatable {
 /// The claim store on an SQLite file: one guarded upsert decides every claim.
 public final class SQLiteStore: ClaimStore {
     /// The schema version this binary writes (`PRAGMA user_version`).
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     let connection: SQLiteConnection
 
@@ -176,7 +176,9 @@ public final class SQLiteStore: ClaimStore {
                 PRIMARY KEY (user_id, username)
             )
             """,
-        ]
+        ],
+        // Version 2: every challenge request deletes expired challenges; without this it scans the table.
+        ["CREATE INDEX challenges_expiry ON challenges (expires_at)"],
     ]
 
     // The guard admits a free profile or the caller's own. When it says no, the upsert updates nothing and

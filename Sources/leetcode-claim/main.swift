@@ -11,19 +11,26 @@ func noAuxiliaryExecutable(_ name: UnsafePointer<CChar>?) -> UnsafeMutablePointe
 
 // A reader that went away must not kill us with SIGPIPE before the exit code is set; write() reports EPIPE.
 signal(SIGPIPE, SIG_IGN)
+// A file-size limit (RLIMIT_FSIZE) must fail the write, which SQLite reports, rather than kill the process.
+signal(SIGXFSZ, SIG_IGN)
+
+/// EX_IOERR: the response could not be written to stdout (closed, broken pipe).
+let exitStdoutLost: Int32 = 74
 
 func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
-/// Writes all of `text` to `fd`; gives up quietly when the reader is gone.
-func write(_ text: String, to fd: Int32) {
+/// Writes all of `text` to `fd`; false when the reader is gone (closed fd, broken pipe).
+@discardableResult
+func write(_ text: String, to fd: Int32) -> Bool {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
         if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
+        if n <= 0 { return false }
         offset += n
     }
+    return true
 }
 
 /// Reads stdin up to one byte past the limit, so an oversized request is recognised without reading it all.
@@ -46,6 +53,6 @@ if CommandLine.arguments.dropFirst().first == "migrate" {
     exit(result.exitCode)
 }
 let outcome = Handler.handle(input: readStdin(limit: Request.maxBytes), environment: environment)
-write(outcome.response.line, to: 1)
-write(outcome.logLine, to: 2)
-exit(outcome.response.exitCode)
+let delivered = write(outcome.response.line, to: 1)
+write(outcome.logLine(stdoutLost: !delivered), to: 2)
+exit(delivered ? outcome.response.exitCode : exitStdoutLost)
