@@ -164,7 +164,8 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             self.send(400, {"errors": [{"message": "Must provide query string and variables.username."}]})
             return
-        self.log_message("graphql username=%r", username)
+        self.log_message("graphql username=%r user-agent=%r origin=%r", username, self.headers.get("User-Agent"),
+                         self.headers.get("Origin"))
         self.answer(username)
 
     def answer(self, username):
