@@ -29,7 +29,9 @@ public final class SQLiteStore: ClaimStore {
         } catch {
             throw error.claimError(context: "open")
         }
-        if connection.isReadOnly {
+        // A folder we cannot write is read-only too: SQLite needs it for its journal or WAL files, and answering
+        // reads while refusing writes would hide the fault until the first claim.
+        if connection.isReadOnly || access(SQLiteStore.folder(of: path), W_OK) != 0 {
             throw ClaimError(.storeUnavailable, "the claim database is read-only", detail: "open \(path): read-only")
         }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
@@ -44,11 +46,19 @@ public final class SQLiteStore: ClaimStore {
         try migrate()
     }
 
+    static func folder(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        return slash == path.utf8.startIndex ? "/" : String(path[..<slash])
+    }
+
     /// `mkdir -p` for the database's folder; an existing folder is fine, a race with another process too.
     static func createParentFolder(of path: String) throws(ClaimError) {
         var bytes = Array(path.utf8)
         guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash > 0 else { return }
         bytes.removeSubrange(slash...)
+        // The common case costs one stat: the folder is there.
+        var info = stat()
+        if stat(String(decoding: bytes, as: UTF8.self), &info) == 0 { return }
         var prefix: [UInt8] = []
         for (i, byte) in bytes.enumerated() {
             prefix.append(byte)

@@ -13,47 +13,8 @@ import time
 import pytest
 
 from conftest import BINARY, base_env, run
+from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
 from test_race import run_all
-
-FAKE = pathlib.Path(__file__).resolve().parents[1] / "fake_leetcode"
-
-
-@pytest.fixture(scope="module")
-def leetcode(tmp_path_factory):
-    """The fake server with HTTPS (trusted), plain HTTP, an untrusted-CA and a wrong-host listener."""
-    root = tmp_path_factory.mktemp("leetcode")
-    certs = root / "certs"
-    subprocess.run(["sh", str(FAKE / "make_certs.sh"), str(certs)], check=True)
-    profiles = root / "profiles.json"
-    profiles.write_text("{}")
-    server = subprocess.Popen(
-        ["python3", str(FAKE / "server.py"), "--cert", str(certs / "server.pem"), "--key", str(certs / "server.key"),
-         "--http", "--http-port", "0", "--port", "0", "--profiles", str(profiles), "--slow-seconds", "5",
-         "--extra-https", str(certs / "untrusted.pem"), str(certs / "untrusted.key"),
-         "--extra-https", str(certs / "wrong-host.pem"), str(certs / "wrong-host.key"), "--watch-stdin"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ports = json.loads(server.stdout.readline())
-
-    class Fake:
-        ca = str(certs / "ca.pem")
-        https = f"https://localhost:{ports['https_port']}/graphql"
-        http = f"http://127.0.0.1:{ports['http_port']}/graphql"
-        untrusted = f"https://localhost:{ports['extra_https_ports'][0]}/graphql"
-        wrong_host = f"https://localhost:{ports['extra_https_ports'][1]}/graphql"
-        port = ports["https_port"]
-        cert_dir = certs
-
-        @staticmethod
-        def set_profile(username, about_me, **extra):
-            data = json.loads(profiles.read_text())
-            data[username] = {"realName": "Real " + username, "aboutMe": about_me,
-                              "userAvatar": f"https://assets.leetcode.com/{username}.png", "ranking": 4242,
-                              "easy": 10, "medium": 20, "hard": 5, "all": 35, **extra}
-            profiles.write_text(json.dumps(data))
-
-    yield Fake
-    server.stdin.close()
-    server.wait(timeout=10)
 
 
 def env_for(tmp_path, leetcode, url=None, **extra):
