@@ -35,7 +35,9 @@ public struct Request: Sendable {
             throw ClaimError(.invalidJSON, "request is not valid JSON: \(error.description)")
         }
         guard case .object = value else {
-            throw ClaimError(.invalidJSON, "request must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
+            throw ClaimError(
+                .invalidJSON,
+                "request must be a JSON object, not \(value.typeName == "array" ? "an" : "a") \(value.typeName)")
         }
         return value
     }
@@ -76,7 +78,8 @@ public struct Request: Sendable {
         self.requestID = strings["request_id"]
         guard Request.isValidUsername(username) else {
             throw ClaimError(
-                .invalidUsername, "username must be 1-64 characters of a-z, 0-9, '.', '_' or '-' after trimming and lowercasing")
+                .invalidUsername,
+                "username must be 1-64 characters of a-z, 0-9, '.', '_' or '-' after trimming and lowercasing")
         }
     }
 

@@ -112,7 +112,9 @@ public final class SQLiteStore: ClaimStore {
             if locked > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(locked) }
             for step in SQLiteStore.migrations[locked...] {
                 for statement in step {
-                    do throws(SQLiteError) { try connection.query(statement) } catch { throw error.claimError(context: "migrate") }
+                    do throws(SQLiteError) { try connection.query(statement) } catch {
+                        throw error.claimError(context: "migrate")
+                    }
                 }
             }
             do throws(SQLiteError) {
@@ -218,10 +220,11 @@ public final class SQLiteStore: ClaimStore {
             let previousOwner: String?
             do throws(SQLiteError) {
                 // Only to name the audit event: the write lock is held, and the guard below decides the claim.
-                previousOwner = try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
+                previousOwner =
+                    try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
                     .first?.first ?? nil
                 rows = try connection.query(SQLiteStore.claimSQL, [username, userID, now, verifiedVia])
-            } catch where error.code == SQLiteError.constraintUnique && error.message.contains("claimed_by") {
+            } catch  where error.code == SQLiteError.constraintUnique && error.message.contains("claimed_by") {
                 throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
             } catch {
                 throw error.claimError(context: "claim")
@@ -286,9 +289,10 @@ public final class SQLiteStore: ClaimStore {
         return Claim(username: username, claimedBy: owner, claimedAt: at, verifiedVia: row[2] ?? "none")
     }
 
-    func recordEvent(_ event: String, username: String, userID: String, requestID: String?, at: String,
-        detail: String? = nil) throws(ClaimError)
-    {
+    func recordEvent(
+        _ event: String, username: String, userID: String, requestID: String?, at: String,
+        detail: String? = nil
+    ) throws(ClaimError) {
         do throws(SQLiteError) {
             try connection.query(SQLiteStore.eventSQL, [at, event, username, userID, requestID, detail])
         } catch {
@@ -380,11 +384,13 @@ extension SQLiteStore {
         let owner: String?
         let other: String?
         do throws(SQLiteError) {
-            owner = try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
+            owner =
+                try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
                 .first?.first ?? nil
-            other = try connection.query(
-                "SELECT username FROM profiles WHERE claimed_by = ?1 AND username <> ?2", [userID, username]
-            ).first?.first ?? nil
+            other =
+                try connection.query(
+                    "SELECT username FROM profiles WHERE claimed_by = ?1 AND username <> ?2", [userID, username]
+                ).first?.first ?? nil
         } catch {
             throw error.claimError(context: "pre-check")
         }
@@ -397,9 +403,10 @@ extension SQLiteStore {
         return owner == userID
     }
 
-    public func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?,
-        nowMs: Int64) throws(ClaimError)
-    {
+    public func audit(
+        _ event: String, username: String, userID: String, requestID: String?, detail: String?,
+        nowMs: Int64
+    ) throws(ClaimError) {
         try connection.writeTransaction { () throws(ClaimError) in
             try recordEvent(
                 event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),

@@ -25,7 +25,10 @@ func write(_ text: String, to fd: Int32) -> Bool {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        let n = bytes.withUnsafeMutableBytes { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            return Glibc.write(fd, base + offset, buffer.count - offset)
+        }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return false }
         offset += n
@@ -38,7 +41,10 @@ func readStdin(limit: Int) -> [UInt8] {
     var input = [UInt8](repeating: 0, count: limit + 1)
     var count = 0
     while count < input.count {
-        let n = input.withUnsafeMutableBytes { read(0, $0.baseAddress! + count, $0.count - count) }
+        let n = input.withUnsafeMutableBytes { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            return read(0, base + count, buffer.count - count)
+        }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
         count += n
