@@ -22,10 +22,3 @@ public enum Log {
         return JSONWriter.serialize(.object(members)) + "\n"
     }
 }
-
-extension Result where Failure == ClaimError {
-    var errorCode: String? {
-        if case .failure(let error) = self { return error.code.rawValue }
-        return nil
-    }
-}

@@ -43,7 +43,7 @@ public final class SQLiteStore: ClaimStore {
         } catch {
             throw error.claimError(context: "synchronous")
         }
-        try migrate()
+        try migrate(from: version)
     }
 
     static func folder(of path: String) -> String {
@@ -102,10 +102,8 @@ public final class SQLiteStore: ClaimStore {
         }
     }
 
-    private func migrate() throws(ClaimError) {
-        let version = try currentVersion()
+    private func migrate(from version: Int) throws(ClaimError) {
         if version == SQLiteStore.schemaVersion { return }
-        if version > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(version) }
         try connection.writeTransaction { () throws(ClaimError) in
             // Another process may have migrated while we waited for the lock.
             let locked = try currentVersion()
