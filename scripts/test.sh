@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: unit tests (Swift Testing), then contract, race and fault tests over the real static
-# release binary (pytest). CI runs exactly this.
+# The whole test suite: format lint, unit tests (Swift Testing), then contract, race, fault and hostile-input tests
+# over the real static release binary (pytest), against SQLite and against a throw-away PostgreSQL server
+# (scripts/postgres.sh, stopped on exit), then a bounded fuzzing run. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --tests
+swift format lint --strict --recursive Sources Fuzz/*.swift
 scripts/build.sh
 swift build --build-tests ${SWIFT_TEST_FLAGS:-}
 swift test --skip-build ${SWIFT_TEST_FLAGS:-}
+pgdir=$(mktemp -u /tmp/claim-pg-XXXXXXXX)
+trap 'scripts/postgres.sh stop "$pgdir"' EXIT
+CLAIM_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir")
+export CLAIM_TEST_POSTGRES_URL CLAIM_TEST_POSTGRES_DIR="$pgdir"
 LEETCODE_CLAIM_BIN="$PWD/.build/leetcode-claim" python3 -m pytest -q -p no:cacheprovider Tests/blackbox "$@"
+# Coverage-guided fuzzing of the request decoder and the HTTP response parser, bounded in time.
+Fuzz/run.sh "${CLAIM_FUZZ_SECONDS:-60}"

@@ -18,3 +18,9 @@ static inline long copenssl_set_tlsext_host_name(SSL *ssl, const char *name) {
 static inline void copenssl_ignore_unexpected_eof(SSL_CTX *ctx) {
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 }
+// The key-share groups a client offers first: PostgreSQL 15 servers do ECDHE on P-256 only, and OpenSSL 3.0's
+// default first share (X25519) would cost a HelloRetryRequest round trip
+// (https://www.openssl.org/docs/man3.0/man3/SSL_CTX_set1_groups_list.html).
+static inline long copenssl_set1_groups_list(SSL_CTX *ctx, const char *list) {
+    return SSL_CTX_set1_groups_list(ctx, list);
+}

@@ -6,6 +6,8 @@ public struct Config: Sendable {
     public enum Sync: String, CaseIterable, Sendable { case full, normal }
 
     public var databasePath: String
+    /// Set when `CLAIM_DATABASE_URL` selects PostgreSQL instead of the SQLite file.
+    public var databaseURL: PostgresURL?
     public var auth: Auth
     public var verify: Verify
     public var busyTimeoutMs: Int
@@ -25,6 +27,7 @@ public struct Config: Sendable {
     /// exactly these; a test compares the two.
     public static let variables: [(name: String, defaultValue: String?)] = [
         ("CLAIM_DB", "./data/claims.sqlite"),
+        ("CLAIM_DATABASE_URL", nil),
         ("CLAIM_AUTH", nil),
         ("CLAIM_VERIFY", "leetcode"),
         ("CLAIM_BUSY_TIMEOUT_MS", "3000"),
@@ -52,7 +55,8 @@ public struct Config: Sendable {
     ///   - environment: looks a variable up; an empty value counts as unset.
     ///   - storageOnly: read only the database settings (for `migrate`, which serves no caller).
     /// - Throws: `misconfigured`, naming the variable.
-    public static func load(_ environment: (String) -> String?, storageOnly: Bool = false) throws(ClaimError) -> Config {
+    public static func load(_ environment: (String) -> String?, storageOnly: Bool = false) throws(ClaimError) -> Config
+    {
         func value(_ name: String) -> String? {
             guard let v = environment(name), !v.isEmpty else {
                 return variables.first { $0.name == name }?.defaultValue
@@ -82,10 +86,29 @@ public struct Config: Sendable {
         let journal = try choice("CLAIM_JOURNAL", Journal.self)
         let timeout = try integer("CLAIM_BUSY_TIMEOUT_MS", 0...600_000)
         guard let path = value("CLAIM_DB") else { throw ClaimError(.misconfigured, "CLAIM_DB is not set") }
+        var databaseURL: PostgresURL?
+        if let url = environment("CLAIM_DATABASE_URL"), !url.isEmpty {
+            // CLAIM_DB has a default, so only an explicit value conflicts: two stores would split the claims.
+            if let file = environment("CLAIM_DB"), !file.isEmpty {
+                throw ClaimError(
+                    .misconfigured,
+                    "CLAIM_DB and CLAIM_DATABASE_URL are both set: set CLAIM_DB for SQLite or CLAIM_DATABASE_URL "
+                        + "for PostgreSQL, not both")
+            }
+            do throws(PostgresURL.Invalid) {
+                databaseURL = try PostgresURL(url)
+            } catch {
+                throw ClaimError(.misconfigured, "CLAIM_DATABASE_URL is not a valid PostgreSQL URL: \(error.reason)")
+            }
+        }
         var config = Config(
-            databasePath: path, auth: auth, verify: verify, busyTimeoutMs: timeout, sync: sync, journal: journal,
-            codePrefix: "", challengeTTLSeconds: 0, leetcodeURL: "", leetcodeTimeoutMs: 0,
-            http: HTTPClient.Environment(), jwt: nil, httpAuthorization: nil)
+            databasePath: path, databaseURL: databaseURL, auth: auth, verify: verify, busyTimeoutMs: timeout,
+            sync: sync, journal: journal, codePrefix: "", challengeTTLSeconds: 0, leetcodeURL: "",
+            leetcodeTimeoutMs: 0, http: HTTPClient.Environment(), jwt: nil, httpAuthorization: nil)
+        // Read for PostgreSQL's verify-ca / verify-full too, which `migrate` needs.
+        config.http = HTTPClient.Environment(
+            sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
+            httpsProxy: value("HTTPS_PROXY") ?? value("https_proxy"), noProxy: value("NO_PROXY") ?? value("no_proxy"))
         if storageOnly { return config }
 
         let prefix = value("CLAIM_CODE_PREFIX") ?? ""
@@ -98,9 +121,6 @@ public struct Config: Sendable {
         config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
         config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
         config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
-        config.http = HTTPClient.Environment(
-            sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
-            httpsProxy: value("HTTPS_PROXY") ?? value("https_proxy"), noProxy: value("NO_PROXY") ?? value("no_proxy"))
         if auth == .jwt {
             guard let secret = value("CLAIM_JWT_SECRET") else {
                 throw ClaimError(.misconfigured, "CLAIM_JWT_SECRET is not set (CLAIM_AUTH=jwt)")

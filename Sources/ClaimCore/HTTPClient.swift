@@ -80,10 +80,6 @@ public enum HTTPClient {
         }
     }
 
-    /// Hashed CA directory used when neither SSL_CERT_FILE nor SSL_CERT_DIR is set. Certificates in it are read
-    /// lazily, by issuer hash, during verification; SSL_CTX_set_default_verify_paths would parse the whole bundle
-    /// (~45 ms per process).
-    static let systemCertDir = "/etc/ssl/certs"
     /// Cap on the status line plus headers.
     static let maxHeadBytes = 64 * 1024
 
@@ -109,102 +105,60 @@ public enum HTTPClient {
             if parsed.tls { throw HTTPFailure(.invalidProxy, "only http:// proxies are supported") }
             proxy = parsed
         }
-        signal(SIGPIPE, SIG_IGN)
-
         let peer = proxy ?? target
-        let fd: Int32
-        do throws(HTTPFailure) {
-            fd = try connect(host: peer.host, port: peer.port, deadline: deadline)
+        var stream: NetworkStream
+        do throws(NetworkFailure) {
+            stream = try NetworkStream.connect(host: peer.host, port: peer.port, deadline: deadline)
         } catch {
-            throw proxy == nil ? error : HTTPFailure(error.kind, "proxy \(error.detail)")
+            throw proxy == nil ? HTTPFailure(error) : HTTPFailure(HTTPFailure(error).kind, "proxy \(error.detail)")
         }
-        defer { close(fd) }
-        var stream = Stream(fd: fd, ssl: nil, deadline: deadline)
-        if proxy != nil { try tunnel(stream, to: target) }
-
         var context: OpaquePointer?
-        var ssl: OpaquePointer?
         defer {
-            SSL_free(ssl)
+            stream.close()
             SSL_CTX_free(context)
         }
+        if proxy != nil { try tunnel(stream, to: target) }
         if target.tls {
-            context = try makeContext(environment)
-            ssl = try handshake(context, stream, host: target.host, isIPLiteral: target.isIPLiteral)
-            stream.ssl = ssl
+            // Trusts SSL_CERT_FILE / SSL_CERT_DIR when set, else the system's hashed CA directory.
+            let verifying = try network { () throws(NetworkFailure) in
+                try NetworkStream.tlsContext(
+                    caFile: environment.sslCertFile, caDir: environment.sslCertDir, verify: true)
+            }
+            context = verifying
+            try network { () throws(NetworkFailure) in
+                try stream.startTLS(
+                    context: verifying, host: target.host, isIPLiteral: target.isIPLiteral, checkHost: true)
+            }
         }
 
         var head = "POST \(target.path) HTTP/1.1\r\nHost: \(target.authority)\r\nConnection: close\r\n"
         head += "Content-Length: \(body.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
-        try stream.writeAll(Array(head.utf8) + body)
+        try network { () throws(NetworkFailure) in try stream.writeAll(Array(head.utf8) + body) }
 
         var parser = ResponseParser(maxBody: maxResponseBytes)
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let count = try stream.read(into: &buffer, phase: "reading the response")
+            let count = try network { () throws(NetworkFailure) in
+                try stream.read(into: &buffer, phase: "reading the response")
+            }
             if count == 0 { return try parser.finish() }
             if let response = try parser.feed(buffer[0..<count]) { return response }
         }
     }
 
-    // MARK: - Connecting
-
-    private static func connect(host: String, port: Int, deadline: Deadline) throws(HTTPFailure) -> Int32 {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &list)
-        guard rc == 0, let list else {
-            let reason = rc == EAI_SYSTEM ? errnoText() : String(cString: gai_strerror(rc))
-            throw HTTPFailure(.dns, "\(host): \(reason)")
-        }
-        defer { freeaddrinfo(list) }
-        var failure = HTTPFailure(.connect, "\(host): no address")
-        var next: UnsafeMutablePointer<addrinfo>? = list
-        while let info = next?.pointee {
-            next = info.ai_next
-            do throws(HTTPFailure) {
-                return try connect(info, label: "\(host):\(port)", deadline: deadline)
-            } catch {
-                if error.kind == .timeout { throw error }
-                failure = error  // e.g. ::1 refused, then 127.0.0.1 answers
-            }
-        }
-        throw failure
-    }
-
-    private static func connect(_ info: addrinfo, label: String, deadline: Deadline) throws(HTTPFailure) -> Int32 {
-        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
-        let fd = socket(info.ai_family, info.ai_socktype | flags, info.ai_protocol)
-        guard fd >= 0 else { throw HTTPFailure(.connect, "socket: \(errnoText())") }
-        var connected = false
-        defer { if !connected { close(fd) } }
-        if Glibc.connect(fd, info.ai_addr, info.ai_addrlen) != 0 {
-            // After EINTR the connection still completes asynchronously, like EINPROGRESS.
-            guard errno == EINPROGRESS || errno == EINTR else {
-                throw HTTPFailure(.connect, "\(label): \(errnoText())")
-            }
-            try wait(fd, Int16(POLLOUT), deadline, "connecting to \(label)")
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 else {
-                throw HTTPFailure(.connect, "\(label): \(errnoText(error == 0 ? errno : error))")
-            }
-        }
-        connected = true
-        return fd
-    }
-
-    private static func tunnel(_ stream: Stream, to target: URLParts) throws(HTTPFailure) {
+    private static func tunnel(_ stream: NetworkStream, to target: URLParts) throws(HTTPFailure) {
         let authority = (target.isIPv6 ? "[\(target.host)]" : target.host) + ":\(target.port)"
-        try stream.writeAll(Array("CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\r\n".utf8))
+        try network { () throws(NetworkFailure) in
+            try stream.writeAll(Array("CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n\r\n".utf8))
+        }
         var raw: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = try stream.read(into: &buffer, phase: "waiting for the proxy's CONNECT answer")
+            let count = try network { () throws(NetworkFailure) in
+                try stream.read(into: &buffer, phase: "waiting for the proxy's CONNECT answer")
+            }
             if count == 0 { throw HTTPFailure(.proxy, "proxy closed the connection during CONNECT") }
             raw += buffer[0..<count]
             if let end = headEnd(raw) {  // a few hundred bytes at most: rescanning is fine
@@ -218,58 +172,6 @@ public enum HTTPClient {
             }
             if raw.count > maxHeadBytes { throw HTTPFailure(.proxy, "proxy's CONNECT answer is too large") }
         }
-    }
-
-    /// A client context trusting SSL_CERT_FILE / SSL_CERT_DIR when set, else the system's hashed CA directory.
-    private static func makeContext(_ environment: Environment) throws(HTTPFailure) -> OpaquePointer {
-        guard let context = SSL_CTX_new(TLS_client_method()) else {
-            throw HTTPFailure(.tlsSetup, "SSL_CTX_new: \(openSSLErrorText())")
-        }
-        _ = copenssl_set_min_proto_version(context, TLS1_2_VERSION)
-        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-        copenssl_ignore_unexpected_eof(context)
-        let file = environment.sslCertFile
-        let directory = file == nil && environment.sslCertDir == nil ? systemCertDir : environment.sslCertDir
-        guard SSL_CTX_load_verify_locations(context, file, directory) == 1 else {
-            let text = openSSLErrorText()
-            SSL_CTX_free(context)
-            throw HTTPFailure(
-                .tlsSetup, "cannot load CA certificates (file \(file ?? "-"), dir \(directory ?? "-")): \(text)")
-        }
-        return context
-    }
-
-    private static func handshake(
-        _ context: OpaquePointer?, _ stream: Stream, host: String, isIPLiteral: Bool
-    ) throws(HTTPFailure) -> OpaquePointer {
-        guard let ssl = SSL_new(context) else { throw HTTPFailure(.tlsSetup, "SSL_new: \(openSSLErrorText())") }
-        var configured = SSL_set_fd(ssl, stream.fd) == 1
-        if isIPLiteral {
-            // SNI must not carry an IP address (RFC 6066 §3); the certificate must name it in an IP SAN.
-            configured = configured && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
-        } else {
-            configured = configured && SSL_set1_host(ssl, host) == 1
-            configured = configured && copenssl_set_tlsext_host_name(ssl, host) == 1
-        }
-        guard configured else {
-            let text = openSSLErrorText()
-            SSL_free(ssl)
-            throw HTTPFailure(.tlsSetup, "configuring the TLS connection: \(text)")
-        }
-        var handshaking = stream
-        handshaking.ssl = ssl
-        do throws(HTTPFailure) {
-            _ = try handshaking.perform(phase: "TLS handshake with \(host)", events: 0) { Int(SSL_connect(ssl)) }
-        } catch {
-            let verify = SSL_get_verify_result(ssl)
-            SSL_free(ssl)
-            if error.kind == .tls && verify != Int(X509_V_OK) {
-                let reason = String(cString: X509_verify_cert_error_string(verify))
-                throw HTTPFailure(.tls, "certificate of \(host) not accepted: \(reason)")
-            }
-            throw error
-        }
-        return ssl
     }
 
     private static func noProxyMatches(_ list: String?, _ host: String) -> Bool {
@@ -286,148 +188,20 @@ public enum HTTPClient {
     }
 }
 
-// MARK: - Deadline and I/O
-
-/// One CLOCK_MONOTONIC deadline for the whole exchange.
-struct Deadline {
-    let budgetMs: Int
-    let end: Int64
-
-    init(ms: Int) {
-        budgetMs = max(ms, 0)
-        end = Deadline.now() + Int64(budgetMs) * 1_000_000
-    }
-
-    static func now() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
-    /// Milliseconds left, rounded up so that poll does not spin; 0 once passed.
-    var remainingMs: Int32 {
-        let left = end - Deadline.now()
-        return left <= 0 ? 0 : Int32(min((left + 999_999) / 1_000_000, Int64(Int32.max)))
+extension HTTPFailure {
+    /// The same failure in this client's terms (the shared kinds have the same names).
+    init(_ failure: NetworkFailure) {
+        self.init(Kind(rawValue: failure.kind.rawValue) ?? .reset, failure.detail)
     }
 }
 
-/// Waits until `fd` is ready for `events` or the deadline passes.
-private func wait(_ fd: Int32, _ events: Int16, _ deadline: Deadline, _ phase: String) throws(HTTPFailure) {
-    while true {
-        let ms = deadline.remainingMs
-        if ms == 0 { throw HTTPFailure(.timeout, "exchange not done within \(deadline.budgetMs) ms (\(phase))") }
-        var entry = pollfd(fd: fd, events: events, revents: 0)
-        let ready = poll(&entry, 1, ms)
-        if ready > 0 { return }  // POLLERR / POLLHUP: the next call reports the error
-        if ready < 0 && errno != EINTR { throw HTTPFailure(.reset, "poll: \(errnoText())") }
+/// Runs socket or TLS work from `NetworkStream`, reporting its failure as an `HTTPFailure`.
+private func network<T>(_ body: () throws(NetworkFailure) -> T) throws(HTTPFailure) -> T {
+    do throws(NetworkFailure) {
+        return try body()
+    } catch {
+        throw HTTPFailure(error)
     }
-}
-
-private enum Step {
-    case done(Int)
-    case wait(Int16)
-    case retry
-    case failed(HTTPFailure.Kind, String)
-}
-
-/// A connection's byte stream, plain or TLS; every wait is bounded by the deadline.
-private struct Stream {
-    let fd: Int32
-    var ssl: OpaquePointer?
-    let deadline: Deadline
-
-    /// Runs a non-blocking operation until it completes; returns its result (0 for end of stream).
-    /// `events` is what a plain socket waits for after EAGAIN; TLS says itself what it waits for.
-    func perform(phase: String, events: Int16, _ operation: () -> Int) throws(HTTPFailure) -> Int {
-        while true {
-            // Checked here too, not only before blocking: a peer that never pauses must not outlast the deadline.
-            if deadline.remainingMs == 0 {
-                throw HTTPFailure(.timeout, "exchange not done within \(deadline.budgetMs) ms (\(phase))")
-            }
-            switch ssl == nil ? plainStep(operation, events) : tlsStep(operation) {
-            case .done(let count): return count
-            case .retry: continue
-            case .wait(let events): try wait(fd, events, deadline, phase)
-            case .failed(let kind, let text): throw HTTPFailure(kind, "\(phase): \(text)")
-            }
-        }
-    }
-
-    private func plainStep(_ operation: () -> Int, _ events: Int16) -> Step {
-        let result = operation()
-        if result >= 0 { return .done(result) }
-        switch errno {
-        case EINTR: return .retry
-        case EAGAIN, EWOULDBLOCK: return .wait(events)
-        default: return .failed(.reset, errnoText())
-        }
-    }
-
-    private func tlsStep(_ operation: () -> Int) -> Step {
-        ERR_clear_error()
-        let result = operation()
-        if result > 0 { return .done(result) }
-        let error = SSL_get_error(ssl, Int32(result))
-        let savedErrno = errno
-        switch error {
-        case SSL_ERROR_WANT_READ: return .wait(Int16(POLLIN))
-        case SSL_ERROR_WANT_WRITE: return .wait(Int16(POLLOUT))
-        case SSL_ERROR_ZERO_RETURN: return .done(0)
-        case SSL_ERROR_SYSCALL:
-            if savedErrno == EINTR { return .retry }
-            return .failed(.reset, savedErrno == 0 ? "connection closed by peer" : errnoText(savedErrno))
-        default: return .failed(.tls, openSSLErrorText())
-        }
-    }
-
-    func writeAll(_ bytes: [UInt8]) throws(HTTPFailure) {
-        // One buffer address for all retries: OpenSSL requires a retried SSL_write to pass the same buffer.
-        // (Array.withUnsafeBytes is rethrows, not typed, hence the Result.)
-        let result = bytes.withUnsafeBytes { raw -> Result<Void, HTTPFailure> in
-            guard let base = raw.baseAddress else { return .success(()) }
-            var offset = 0
-            while offset < raw.count {
-                let rest = raw.count - offset
-                do throws(HTTPFailure) {
-                    offset += try perform(phase: "sending the request", events: Int16(POLLOUT)) { [offset] () -> Int in
-                        if let ssl { return Int(SSL_write(ssl, base + offset, Int32(clamping: rest))) }
-                        return send(fd, base + offset, rest, Int32(MSG_NOSIGNAL))
-                    }
-                } catch {
-                    return .failure(error)
-                }
-            }
-            return .success(())
-        }
-        try result.get()
-    }
-
-    /// Reads what is available into `buffer`; 0 at end of stream.
-    func read(into buffer: inout [UInt8], phase: String) throws(HTTPFailure) -> Int {
-        let result = buffer.withUnsafeMutableBytes { raw -> Result<Int, HTTPFailure> in
-            guard let base = raw.baseAddress else { return .success(0) }
-            return Result { () throws(HTTPFailure) in
-                try perform(phase: phase, events: Int16(POLLIN)) { () -> Int in
-                    if let ssl { return Int(SSL_read(ssl, base, Int32(clamping: raw.count))) }
-                    return recv(fd, base, raw.count, 0)
-                }
-            }
-        }
-        return try result.get()
-    }
-}
-
-private func errnoText(_ code: Int32 = errno) -> String {
-    String(cString: strerror(code))
-}
-
-/// The oldest queued OpenSSL error, which names the root cause.
-private func openSSLErrorText() -> String {
-    let code = ERR_get_error()
-    if code == 0 { return "unknown OpenSSL error" }
-    var text = [CChar](repeating: 0, count: 256)
-    ERR_error_string_n(code, &text, text.count)
-    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 // MARK: - URLs
@@ -659,7 +433,9 @@ struct ResponseParser {
             case .size:
                 guard let (line, next) = try nextLine() else { return false }
                 let digits = line.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
-                guard !digits.isEmpty, digits.count <= 15,
+                // RFC 9112 §7.1: chunk-size = 1*HEXDIG. `Int(_:radix:)` alone would also take "-1" or "+5", and a
+                // negative size would trap below (found by the HTTP response fuzzer).
+                guard !digits.isEmpty, digits.count <= 15, digits.allSatisfy(\.isHexDigit),
                     let size = Int(String(decoding: digits, as: UTF8.self), radix: 16)
                 else { throw HTTPFailure(.malformed, "bad chunk size line") }
                 position = next
@@ -693,5 +469,12 @@ struct ResponseParser {
         }
         let line = raw[position..<lf]
         return (line.last == 0x0D ? line.dropLast() : line, lf + 1)
+    }
+}
+
+extension UInt8 {
+    /// 0-9, a-f, A-F.
+    fileprivate var isHexDigit: Bool {
+        (0x30...0x39).contains(self) || (0x41...0x46).contains(self) || (0x61...0x66).contains(self)
     }
 }

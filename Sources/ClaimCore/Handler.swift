@@ -52,7 +52,8 @@ public enum Handler {
             return userID
         case .jwt:
             guard request.userID == nil else {
-                throw ClaimError(.invalidRequest, "field \"user_id\" is not accepted with CLAIM_AUTH=jwt; the token is the identity")
+                throw ClaimError(
+                    .invalidRequest, "field \"user_id\" is not accepted with CLAIM_AUTH=jwt; the token is the identity")
             }
             var headerToken: String?
             if let header = config.httpAuthorization {
@@ -66,14 +67,15 @@ public enum Handler {
                 throw ClaimError(.invalidRequest, "the token field and the Authorization header carry different tokens")
             }
             guard let token = request.token ?? headerToken, let verifier = config.jwt else {
-                throw ClaimError(.unauthenticated, "missing token: send it in the token field or an Authorization header")
+                throw ClaimError(
+                    .unauthenticated, "missing token: send it in the token field or an Authorization header")
             }
             return try verifier.verify(token, now: Clock.nowMs() / 1000)
         }
     }
 
     static func execute(_ request: Request, caller: String, config: Config) throws(ClaimError) -> JSON {
-        let store: any ClaimStore = try SQLiteStore(config: config)
+        let store = try openStore(config)
         let username = request.username
         switch request.action {
         case .challenge:
@@ -89,9 +91,12 @@ public enum Handler {
         case .verify:
             let (claim, profile) =
                 config.verify == .off
-                ? (try store.claim(
-                    username: username, userID: caller, verifiedVia: "none", profile: nil, requestID: request.requestID,
-                    nowMs: Clock.nowMs()), nil)
+                ? (
+                    try store.claim(
+                        username: username, userID: caller, verifiedVia: "none", profile: nil,
+                        requestID: request.requestID,
+                        nowMs: Clock.nowMs()), nil
+                )
                 : try verifyThroughLeetCode(request, caller: caller, config: config, store: store)
             return .object([
                 ("username", .string(claim.username)),
@@ -167,33 +172,52 @@ public enum Handler {
             ("real_name", p.realName.map { .string($0) } ?? .null),
             ("avatar_url", p.avatarURL.map { .string($0) } ?? .null),
             ("ranking", int(p.ranking)),
-            ("solved", .object([
-                ("easy", int(p.solvedEasy)), ("medium", int(p.solvedMedium)), ("hard", int(p.solvedHard)),
-                ("all", int(p.solvedAll)),
-            ])),
+            (
+                "solved",
+                .object([
+                    ("easy", int(p.solvedEasy)), ("medium", int(p.solvedMedium)), ("hard", int(p.solvedHard)),
+                    ("all", int(p.solvedAll)),
+                ])
+            ),
             ("synced_at", .string(Clock.rfc3339(ms: syncedAt))),
         ])
     }
 }
 
 extension Handler {
-    /// `leetcode-claim migrate`: creates or upgrades the database and sets its journal mode.
+    /// The one place that picks the store: PostgreSQL when CLAIM_DATABASE_URL is set, else the SQLite file.
+    static func openStore(_ config: Config) throws(ClaimError) -> any ClaimStore {
+        if config.databaseURL != nil { return try PostgresStore(config: config) }
+        return try SQLiteStore(config: config)
+    }
+
+    /// `leetcode-claim migrate`: creates or upgrades the database (and sets SQLite's journal mode).
     public static func migrate(environment: (String) -> String?) -> (line: String, exitCode: Int32) {
         do throws(ClaimError) {
             let config = try Config.load(environment, storageOnly: true)
-            _ = try SQLiteStore(config: config)
-            let result: JSON = .object([
-                ("ok", .bool(true)),
-                ("database", .string(config.databasePath)),
-                ("schema_version", .number(String(SQLiteStore.schemaVersion))),
-                ("journal_mode", .string(config.journal.rawValue)),
-            ])
+            _ = try openStore(config)
+            let result: JSON
+            if let url = config.databaseURL {
+                result = .object([
+                    ("ok", .bool(true)),
+                    ("database", .string(url.redacted)),
+                    ("schema_version", .number(String(PostgresStore.schemaVersion))),
+                ])
+            } else {
+                result = .object([
+                    ("ok", .bool(true)),
+                    ("database", .string(config.databasePath)),
+                    ("schema_version", .number(String(SQLiteStore.schemaVersion))),
+                    ("journal_mode", .string(config.journal.rawValue)),
+                ])
+            }
             return (JSONWriter.serialize(result) + "\n", 0)
         } catch {
-            let line = JSONWriter.serialize(.object([
-                ("ok", .bool(false)), ("status", .number(String(error.code.status))),
-                ("error", .object([("code", .string(error.code.rawValue)), ("message", .string(error.message))])),
-            ]))
+            let line = JSONWriter.serialize(
+                .object([
+                    ("ok", .bool(false)), ("status", .number(String(error.code.status))),
+                    ("error", .object([("code", .string(error.code.rawValue)), ("message", .string(error.message))])),
+                ]))
             return (line + "\n", ExitCode.forResponse(status: error.code.status, code: error.code))
         }
     }

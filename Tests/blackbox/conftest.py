@@ -3,6 +3,8 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
+import uuid
 
 import jsonschema
 import pytest
@@ -75,3 +77,100 @@ def run(request, env, timeout=60):
 @pytest.fixture
 def trusted_env(tmp_path):
     return base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+
+
+# --- Storage backends: the contract and race tests run against SQLite and against a real PostgreSQL server. ---
+
+POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
+BACKENDS = ("sqlite", "postgres")
+
+
+class PostgresServer:
+    """A server started by scripts/postgres.sh: `url` for the test role, `admin` psql options for the superuser."""
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.url = (self.folder / "url").read_text().strip()
+        self.admin = (self.folder / "admin").read_text().split()
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def admin_sql(self, sql, database="postgres"):
+        return subprocess.run(["psql", "-X", "-q", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1", *self.admin,
+                               "-d", database], input=sql, capture_output=True, text=True, check=True).stdout
+
+    def url_for(self, database, **params):
+        url = self.url.rsplit("/", 1)[0] + "/" + database
+        if params:
+            url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return url
+
+    def create_database(self):
+        name = "t_" + uuid.uuid4().hex[:16]
+        self.admin_sql(f"CREATE DATABASE {name} OWNER claim")
+        return name
+
+    def drop_database(self, name):
+        self.admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def start_postgres():
+    """Starts a private server with scripts/postgres.sh in a new folder under /tmp (the postgres user must be able
+    to reach it, which pytest's 0700 folders do not allow); returns it and a function that stops it."""
+    folder = pathlib.Path(tempfile.gettempdir()) / f"claim-pg-{uuid.uuid4().hex[:12]}"
+    subprocess.run([str(POSTGRES_SCRIPT), "start", str(folder)], check=True, stdout=subprocess.DEVNULL)
+    return PostgresServer(folder), lambda: subprocess.run([str(POSTGRES_SCRIPT), "stop", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The server scripts/test.sh started (CLAIM_TEST_POSTGRES_DIR), else one started for this session."""
+    folder = os.environ.get("CLAIM_TEST_POSTGRES_DIR")
+    if folder:
+        yield PostgresServer(folder)
+        return
+    server, stop = start_postgres()
+    try:
+        yield server
+    finally:
+        stop()
+
+
+class Backend:
+    """One storage backend for one test: the environment that selects it and a way to look inside."""
+
+    def __init__(self, name, server=None, database=None):
+        self.name = name
+        self.server = server
+        self.database = database
+
+    def env(self, tmp_path, url_params=None, **extra):
+        """base_env for this backend: CLAIM_DB in the test's folder, or CLAIM_DATABASE_URL of a fresh database."""
+        env = base_env(tmp_path, **extra)
+        if self.name == "postgres":
+            del env["CLAIM_DB"]
+            env["CLAIM_DATABASE_URL"] = self.server.url_for(self.database, **(url_params or {}))
+        return env
+
+
+def db_query(env, sql):
+    """Runs `sql` on the database `env` selects, as another service would, and returns the shell's output: the
+    sqlite3 shell on CLAIM_DB, or psql on CLAIM_DATABASE_URL (`-At -F '|'` prints what sqlite3 prints)."""
+    if env.get("CLAIM_DATABASE_URL"):
+        command = ["psql", "-X", "-q", "-At", "-F", "|", "-v", "ON_ERROR_STOP=1", env["CLAIM_DATABASE_URL"]]
+    else:
+        command = ["sqlite3", env["CLAIM_DB"]]
+    return subprocess.run(command, input=sql, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend in turn; a PostgreSQL backend gets a database of its own, dropped afterwards."""
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    server = request.getfixturevalue("postgres_server")
+    database = server.create_database()
+    try:
+        yield Backend("postgres", server, database)
+    finally:
+        server.drop_database(database)

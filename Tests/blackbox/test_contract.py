@@ -5,30 +5,32 @@ A case folder holds:
   env                           KEY=VALUE lines added to the base environment (KEY= unsets); {tmp} is the
                                 case's temporary folder
   setup.jsonl                   optional requests run first with the same environment (each must answer < 500)
-  setup.sql                     optional SQL run with the sqlite3 shell on CLAIM_DB before anything else
-  db.bin                        optional bytes copied to CLAIM_DB before anything else
+  setup.sql                     optional SQL run on the database before anything else (sqlite3 shell or psql)
+  db.bin                        optional bytes copied to CLAIM_DB before anything else (SQLite only)
   expected.json                 the whole expected response; "<timestamp>" matches any RFC 3339 UTC time,
                                 "$setup[N].a.b" the value at a.b in the N-th setup response, "re:<regex>" a
                                 string matching the regular expression
   exit                          the expected exit code
-  check.sql / check.out         optional: after the run, the sqlite3 shell's output of check.sql must equal check.out
+  check.sql / check.out         optional: after the run, the output of check.sql (sqlite3 shell, or psql -At -F '|')
+                                must equal check.out
+  backends                      optional: the backends the case applies to, one a line (sqlite, postgres);
+                                without it, both. Each case runs once per backend it applies to.
 """
 import json
 import pathlib
 import re
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import base_env, run
+from conftest import BACKENDS, db_query, run
 
 CASES = pathlib.Path(__file__).parent / "cases"
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
-def load_env(case, tmp_path):
-    env = base_env(tmp_path)
+def load_env(case, tmp_path, backend):
+    env = backend.env(tmp_path)
     env_file = case / "env"
     if env_file.exists():
         for line in env_file.read_text().splitlines():
@@ -73,21 +75,28 @@ def matches(expected, actual):
     return expected == actual and type(expected) is type(actual)
 
 
-def sqlite(db, sql):
-    return subprocess.run(["sqlite3", db], input=sql, capture_output=True, text=True, check=True).stdout
+def backends_of(folder):
+    marker = folder / "backends"
+    names = marker.read_text().split() if marker.exists() else list(BACKENDS)
+    assert set(names) <= set(BACKENDS), f"{marker}: unknown backend"
+    return names
 
 
-@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
-def test_case(case, tmp_path):
+CASE_RUNS = [(p.name, b) for p in sorted(CASES.iterdir()) if p.is_dir() for b in backends_of(p)]
+
+
+@pytest.mark.parametrize("case,backend", CASE_RUNS, indirect=["backend"])
+def test_case(case, backend, tmp_path):
     folder = CASES / case
-    env = load_env(folder, tmp_path)
-    db = pathlib.Path(env.get("CLAIM_DB", tmp_path / "db" / "claims.sqlite"))
+    env = load_env(folder, tmp_path, backend)
     if (folder / "db.bin").exists():
+        db = pathlib.Path(env["CLAIM_DB"])
         db.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(folder / "db.bin", db)
     if (folder / "setup.sql").exists():
-        db.parent.mkdir(parents=True, exist_ok=True)
-        sqlite(str(db), (folder / "setup.sql").read_text())
+        if "CLAIM_DB" in env:
+            pathlib.Path(env["CLAIM_DB"]).parent.mkdir(parents=True, exist_ok=True)
+        db_query(env, (folder / "setup.sql").read_text())
     setups = []
     if (folder / "setup.jsonl").exists():
         for line in (folder / "setup.jsonl").read_text().splitlines():
@@ -101,9 +110,10 @@ def test_case(case, tmp_path):
     assert matches(expected, result.response), f"\nexpected {expected}\n     got {result.response}"
     assert result.exit == int((folder / "exit").read_text())
     if (folder / "db.bin").exists():
-        assert db.read_bytes() == (folder / "db.bin").read_bytes(), "a database that is not ours was modified"
+        assert pathlib.Path(env["CLAIM_DB"]).read_bytes() == (folder / "db.bin").read_bytes(), \
+            "a database that is not ours was modified"
     if (folder / "check.sql").exists():
-        assert sqlite(str(db), (folder / "check.sql").read_text()) == (folder / "check.out").read_text()
+        assert db_query(env, (folder / "check.sql").read_text()) == (folder / "check.out").read_text()
 
 
 def test_every_reachable_code_has_a_case():
@@ -116,6 +126,6 @@ def test_every_reachable_code_has_a_case():
     reachable = {
         "invalid_json", "invalid_request", "invalid_username", "unauthenticated", "not_owner", "not_claimed",
         "already_claimed", "user_has_other_profile", "payload_too_large", "no_active_challenge",
-        "store_unavailable", "misconfigured",
+        "store_unavailable", "store_unreachable", "misconfigured",
     }
     assert reachable <= seen, f"no fixture for {sorted(reachable - seen)}"

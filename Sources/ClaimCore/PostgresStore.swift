@@ -1,0 +1,454 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The claim store on a PostgreSQL server, for functions that run on more than one host: the same tables, the same
+/// guarded upsert and the same contract as `SQLiteStore`.
+///
+/// Write transactions run at READ COMMITTED. That is enough: `INSERT … ON CONFLICT DO UPDATE` locks the conflicting
+/// row and evaluates its WHERE guard on the latest committed version
+/// (https://www.postgresql.org/docs/15/sql-insert.html#SQL-ON-CONFLICT), and a concurrent insert of the same key
+/// waits for the first to finish, so the guard decides every race the way SQLite's `BEGIN IMMEDIATE` does.
+public final class PostgresStore: ClaimStore {
+    /// The schema version this binary writes (the `schema_version` table); the same numbering as SQLite's.
+    public static let schemaVersion = 2
+    /// `pg_advisory_xact_lock` key that serializes migrations across processes: "lc-claim" in ASCII.
+    static let migrationLock = "7810136083833907565"
+
+    let connection: PostgresConnection
+    private let busyTimeoutMs: Int
+    private let ioSlackMs: Int
+    /// Set when the last database error was a serialization failure or deadlock, which a retry can cure.
+    private var retryable = false
+
+    /// Connects (TLS and authentication within the URL's connect_timeout) and migrates.
+    /// - Throws: `store_unreachable` (no server), `store_unavailable` (login refused, no database, newer schema, TLS
+    ///   rejected), `store_busy` (too many connections for longer than CLAIM_BUSY_TIMEOUT_MS).
+    public init(config: Config) throws(ClaimError) {
+        guard let url = config.databaseURL else {
+            throw ClaimError(.internal, "no PostgreSQL URL", detail: "PostgresStore without CLAIM_DATABASE_URL")
+        }
+        busyTimeoutMs = config.busyTimeoutMs
+        // A server that stops answering is given up on after the lock budget plus this much.
+        ioSlackMs = url.connectTimeoutMs + 2000
+        let cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
+        connection = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: config.busyTimeoutMs)
+        try migrate()
+    }
+
+    /// Connects; "too many clients" (53300) is retried until CLAIM_BUSY_TIMEOUT_MS, like a lock wait.
+    private static func connect(_ url: PostgresURL, cas: PostgresConnection.TrustedCAs, busyTimeoutMs: Int)
+        throws(ClaimError) -> PostgresConnection
+    {
+        let giveUp = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+        var attempt: UInt32 = 0
+        while true {
+            do throws(PostgresError) {
+                return try PostgresConnection.connect(url, cas: cas)
+            } catch  where error.sqlState == "53300" && Clock.monotonicNs() < giveUp {
+                attempt += 1
+                usleep(2000 + arc4random_uniform(min(attempt, 10) * 5000))
+            } catch {
+                throw error.claimError(context: "connect to \(url.host):\(url.port)")
+            }
+        }
+    }
+
+    // MARK: - Schema
+
+    private func migrate() throws(ClaimError) {
+        let version = try currentVersion()
+        if version == PostgresStore.schemaVersion { return }
+        if version > PostgresStore.schemaVersion { throw PostgresStore.newerSchema(version) }
+        try transaction("migrate") { () throws(ClaimError) in
+            // Many processes may start on an empty database at once: one migrates, the others wait here and then
+            // find the work done (https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS).
+            connection.queue("SELECT pg_advisory_xact_lock($1)", [PostgresStore.migrationLock])
+            connection.queue("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            let locked =
+                Int(
+                    try run("migrate", "SELECT coalesce(max(version), 0) FROM schema_version")
+                        .first?.first.flatMap { $0 } ?? "0") ?? 0
+            if locked > PostgresStore.schemaVersion { throw PostgresStore.newerSchema(locked) }
+            if locked == PostgresStore.schemaVersion { return }
+            for step in PostgresStore.migrations[locked...] {
+                for statement in step { connection.queue(statement) }
+            }
+            connection.queue("DELETE FROM schema_version")
+            connection.queue("INSERT INTO schema_version (version) VALUES ($1)", [String(PostgresStore.schemaVersion)])
+        }
+    }
+
+    /// The schema version, 0 for a database without our tables. One statement outside any transaction.
+    private func currentVersion() throws(ClaimError) -> Int {
+        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+        do throws(PostgresError) {
+            let rows = try connection.query("SELECT max(version) FROM schema_version")
+            return Int(rows.first?.first.flatMap { $0 } ?? "0") ?? 0
+        } catch  where error.sqlState == PostgresError.undefinedTable {
+            return 0
+        } catch {
+            throw error.claimError(context: "schema_version")
+        }
+    }
+
+    private static func newerSchema(_ version: Int) -> ClaimError {
+        ClaimError(
+            .storeUnavailable,
+            "the claim database has schema version \(version), newer than this binary's version \(schemaVersion)")
+    }
+
+    /// `migrations[v]` upgrades schema version v to v + 1, step for step like SQLiteStore's. The tables and columns
+    /// are SQLite's; text columns use the "C" collation so that ordering is byte order, as in SQLite, whatever the
+    /// database's locale.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE profiles (
+                username TEXT COLLATE "C" PRIMARY KEY,
+                claimed_by TEXT COLLATE "C",
+                claimed_at TEXT COLLATE "C",
+                verified_via TEXT COLLATE "C",
+                real_name TEXT,
+                avatar_url TEXT,
+                ranking INTEGER,
+                solved_easy INTEGER,
+                solved_medium INTEGER,
+                solved_hard INTEGER,
+                solved_all INTEGER,
+                synced_at TEXT COLLATE "C"
+            )
+            """,
+            "CREATE UNIQUE INDEX profiles_one_per_user ON profiles (claimed_by) WHERE claimed_by IS NOT NULL",
+            """
+            CREATE TABLE claim_events (
+                id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                at TEXT COLLATE "C" NOT NULL,
+                event TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                user_id TEXT COLLATE "C" NOT NULL,
+                request_id TEXT,
+                detail TEXT
+            )
+            """,
+            """
+            CREATE FUNCTION claim_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'claim_events is append-only'; END $$
+            """,
+            """
+            CREATE TRIGGER claim_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON claim_events
+            FOR EACH STATEMENT EXECUTE FUNCTION claim_events_append_only()
+            """,
+            """
+            CREATE TABLE challenges (
+                user_id TEXT COLLATE "C" NOT NULL,
+                username TEXT COLLATE "C" NOT NULL,
+                code TEXT COLLATE "C" NOT NULL UNIQUE,
+                created_at TEXT COLLATE "C" NOT NULL,
+                expires_at TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (user_id, username)
+            )
+            """,
+        ],
+        ["CREATE INDEX challenges_expiry ON challenges (expires_at)"],
+    ]
+
+    // MARK: - Transactions
+
+    /// Runs `body` inside `BEGIN … COMMIT` at READ COMMITTED with lock_timeout and statement_timeout set by
+    /// `SET LOCAL` (set_config(…, true)), so nothing outlives the transaction on a pooled server connection. On any
+    /// error it rolls back and rethrows the first error; a serialization failure or deadlock (40001 / 40P01) is
+    /// retried from the start until CLAIM_BUSY_TIMEOUT_MS has passed.
+    ///
+    /// BEGIN and the settings travel in the same round trip as the body's first statement, and whatever the body
+    /// queued last (the audit event) travels with COMMIT.
+    private func transaction<T>(_ context: String, _ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+        let giveUp = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+        var attempt: UInt32 = 0
+        while true {
+            connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+            // lock_timeout 0 would mean "wait forever"; CLAIM_BUSY_TIMEOUT_MS=0 means "do not wait".
+            let lockMs = max(busyTimeoutMs, 1)
+            connection.queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+            connection.queue(
+                "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+                ["\(lockMs)ms", "\(lockMs + 1000)ms"])
+            retryable = false
+            do throws(ClaimError) {
+                let result = try body()
+                connection.queue("COMMIT")
+                do throws(PostgresError) {
+                    try connection.flush()
+                } catch {
+                    retryable = PostgresStore.isRetryable(error)
+                    throw error.claimError(context: "\(context): commit")
+                }
+                return result
+            } catch {
+                rollback()
+                guard retryable, Clock.monotonicNs() < giveUp else { throw error }
+                attempt += 1
+                usleep(1000 + arc4random_uniform(min(attempt, 10) * 2000))
+            }
+        }
+    }
+
+    private func rollback() {
+        connection.discardQueued()
+        if connection.transactionStatus != UInt8(ascii: "I") {
+            _ = try? connection.query("ROLLBACK")
+        }
+    }
+
+    private static func isRetryable(_ error: PostgresError) -> Bool {
+        error.sqlState == PostgresError.serializationFailure || error.sqlState == PostgresError.deadlockDetected
+    }
+
+    /// Runs `statements` (after anything queued) in one round trip and returns each one's rows.
+    /// - Parameter oneProfilePerUser: thrown instead when the one-profile-per-user index refuses the write.
+    private func batch(
+        _ context: String, _ statements: [(sql: String, parameters: [String?])],
+        oneProfilePerUser: ClaimError? = nil
+    ) throws(ClaimError) -> [[[String?]]] {
+        do throws(PostgresError) {
+            return try connection.batch(statements)
+        } catch {
+            retryable = PostgresStore.isRetryable(error)
+            if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
+                error.constraint == "profiles_one_per_user"
+            {
+                throw oneProfilePerUser
+            }
+            throw error.claimError(context: context)
+        }
+    }
+
+    private func run(_ context: String, _ sql: String, _ parameters: [String?] = []) throws(ClaimError) -> [[String?]] {
+        try batch(context, [(sql, parameters)]).first ?? []
+    }
+
+    /// Reads outside a transaction are single statements; they wait for no lock.
+    private func read(_ context: String, _ statements: [(sql: String, parameters: [String?])])
+        throws(ClaimError) -> [[[String?]]]
+    {
+        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+        return try batch(context, statements)
+    }
+
+    // MARK: - Claims
+
+    // The guard admits a free profile or the caller's own. When it says no, the upsert updates nothing and
+    // RETURNING yields no row: that is "already claimed". The same statement as SQLiteStore.claimSQL.
+    static let claimSQL = """
+        INSERT INTO profiles (username, claimed_by, claimed_at, verified_via) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (username) DO UPDATE SET
+            claimed_by = excluded.claimed_by,
+            claimed_at = CASE WHEN profiles.claimed_by = excluded.claimed_by
+                THEN profiles.claimed_at ELSE excluded.claimed_at END,
+            verified_via = excluded.verified_via
+        WHERE profiles.claimed_by IS NULL OR profiles.claimed_by = excluded.claimed_by
+        RETURNING claimed_by, claimed_at, verified_via
+        """
+
+    static let eventSQL = """
+        INSERT INTO claim_events (at, event, username, user_id, request_id, detail) VALUES ($1, $2, $3, $4, $5, $6)
+        """
+
+    static let otherProfile = ClaimError(
+        .userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+    static let alreadyClaimed = ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+
+    public func claim(
+        username: String, userID: String, verifiedVia: String, profile: LeetCodeProfile? = nil, requestID: String?,
+        nowMs: Int64
+    ) throws(ClaimError) -> Claim {
+        let now = Clock.rfc3339(ms: nowMs)
+        return try transaction("claim") { () throws(ClaimError) -> Claim in
+            // FOR UPDATE only names the audit event reliably (the row cannot change before the upsert); the guard
+            // decides the claim.
+            let results = try batch(
+                "claim",
+                [
+                    ("SELECT claimed_by FROM profiles WHERE username = $1 FOR UPDATE", [username]),
+                    (PostgresStore.claimSQL, [username, userID, now, verifiedVia]),
+                ], oneProfilePerUser: PostgresStore.otherProfile)
+            let previousOwner = results.first?.first?.first ?? nil
+            guard let row = results.last?.first, row.count == 3, let owner = row[0], let claimedAt = row[1] else {
+                throw PostgresStore.alreadyClaimed
+            }
+            if let profile {
+                queueSnapshot(profile, username: username, userID: userID, at: now)
+                connection.queue("DELETE FROM challenges WHERE user_id = $1 AND username = $2", [userID, username])
+            }
+            queueEvent(
+                previousOwner == userID ? "reverify" : "claim", username: username, userID: userID,
+                requestID: requestID, at: now)
+            return Claim(username: username, claimedBy: owner, claimedAt: claimedAt, verifiedVia: row[2] ?? verifiedVia)
+        }
+    }
+
+    public func release(username: String, userID: String, requestID: String?, nowMs: Int64) throws(ClaimError) {
+        let now = Clock.rfc3339(ms: nowMs)
+        try transaction("release") { () throws(ClaimError) in
+            // The SELECT runs after the UPDATE in the same transaction: it sees the row as the UPDATE left it.
+            let results = try batch(
+                "release",
+                [
+                    (
+                        """
+                        UPDATE profiles SET claimed_by = NULL, claimed_at = NULL, verified_via = NULL
+                        WHERE username = $1 AND claimed_by = $2 RETURNING username
+                        """, [username, userID]
+                    ),
+                    ("SELECT claimed_by FROM profiles WHERE username = $1", [username]),
+                ])
+            if results.first?.isEmpty ?? true {
+                if (results.last?.first?.first ?? nil) == nil {
+                    throw ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
+                }
+                throw ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
+            }
+            queueEvent("release", username: username, userID: userID, requestID: requestID, at: now)
+        }
+    }
+
+    public func owner(of username: String) throws(ClaimError) -> Claim? {
+        let rows =
+            try read(
+                "status",
+                [
+                    (
+                        """
+                        SELECT claimed_by, claimed_at, verified_via FROM profiles
+                        WHERE username = $1 AND claimed_by IS NOT NULL
+                        """, [username]
+                    )
+                ]
+            ).first ?? []
+        guard let row = rows.first, row.count == 3, let owner = row[0], let at = row[1] else { return nil }
+        return Claim(username: username, claimedBy: owner, claimedAt: at, verifiedVia: row[2] ?? "none")
+    }
+
+    private func queueEvent(
+        _ event: String, username: String, userID: String, requestID: String?, at: String, detail: String? = nil
+    ) {
+        connection.queue(PostgresStore.eventSQL, [at, event, username, userID, requestID, detail])
+    }
+
+    static let snapshotSQL = """
+        UPDATE profiles SET real_name = $3, avatar_url = $4, ranking = $5, solved_easy = $6,
+            solved_medium = $7, solved_hard = $8, solved_all = $9, synced_at = $10
+        WHERE username = $1 AND claimed_by = $2
+        RETURNING claimed_at, verified_via
+        """
+
+    private static func snapshotParameters(_ p: LeetCodeProfile, username: String, userID: String, at now: String)
+        -> [String?]
+    {
+        [
+            username, userID, p.realName, p.avatarURL, p.ranking.map(String.init), p.solvedEasy.map(String.init),
+            p.solvedMedium.map(String.init), p.solvedHard.map(String.init), p.solvedAll.map(String.init), now,
+        ]
+    }
+
+    private func queueSnapshot(_ p: LeetCodeProfile, username: String, userID: String, at now: String) {
+        connection.queue(
+            PostgresStore.snapshotSQL, PostgresStore.snapshotParameters(p, username: username, userID: userID, at: now))
+    }
+}
+
+extension PostgresStore {
+    public func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
+        throws(ClaimError) -> Challenge
+    {
+        let now = Clock.rfc3339(ms: nowMs)
+        let code = try Challenge.newCode(prefix: prefix)
+        let expiresAt = Clock.rfc3339(ms: nowMs + Int64(ttlSeconds) * 1000)
+        return try transaction("challenge") { () throws(ClaimError) -> Challenge in
+            _ = try refuseIfTaken(username: username, userID: userID)
+            // Two concurrent challenges by one caller must answer the same code. The upsert replaces only an
+            // expired challenge; otherwise it leaves the live one, locked (ON CONFLICT locks the row even when its
+            // WHERE says no), and the SELECT after it returns whichever is now current. Expired challenges of
+            // others are swept without waiting for rows someone else holds (SKIP LOCKED).
+            let results = try batch(
+                "challenge",
+                [
+                    (
+                        """
+                        DELETE FROM challenges WHERE (user_id, username) IN (
+                            SELECT user_id, username FROM challenges WHERE expires_at <= $1 FOR UPDATE SKIP LOCKED)
+                        """, [now]
+                    ),
+                    (
+                        """
+                        INSERT INTO challenges (user_id, username, code, created_at, expires_at)
+                        VALUES ($1, $2, $3, $4, $5)
+                        ON CONFLICT (user_id, username) DO UPDATE SET
+                            code = excluded.code, created_at = excluded.created_at, expires_at = excluded.expires_at
+                        WHERE challenges.expires_at <= excluded.created_at
+                        """, [userID, username, code, now, expiresAt]
+                    ),
+                    (
+                        "SELECT code, expires_at FROM challenges WHERE user_id = $1 AND username = $2",
+                        [userID, username]
+                    ),
+                ])
+            guard let row = results.last?.first, row.count == 2, let live = row[0], let expires = row[1] else {
+                throw ClaimError(.internal, "the challenge was not stored", detail: "challenge: no row after upsert")
+            }
+            return Challenge(username: username, code: live, expiresAt: expires)
+        }
+    }
+
+    public func resync(username: String, userID: String, profile: LeetCodeProfile, requestID: String?, nowMs: Int64)
+        throws(ClaimError) -> Claim?
+    {
+        let now = Clock.rfc3339(ms: nowMs)
+        return try transaction("resync") { () throws(ClaimError) -> Claim? in
+            let rows = try run(
+                "snapshot", PostgresStore.snapshotSQL,
+                PostgresStore.snapshotParameters(profile, username: username, userID: userID, at: now))
+            guard let row = rows.first, row.count == 2, let claimedAt = row[0] else { return nil }
+            queueEvent("resync", username: username, userID: userID, requestID: requestID, at: now)
+            return Claim(username: username, claimedBy: userID, claimedAt: claimedAt, verifiedVia: row[1] ?? "leetcode")
+        }
+    }
+
+    public func liveChallengeCode(username: String, userID: String, nowMs: Int64) throws(ClaimError) -> String? {
+        let rows =
+            try read(
+                "challenge lookup",
+                [
+                    (
+                        "SELECT code FROM challenges WHERE user_id = $1 AND username = $2 AND expires_at > $3",
+                        [userID, username, Clock.rfc3339(ms: nowMs)]
+                    )
+                ]
+            ).first ?? []
+        return rows.first?.first ?? nil
+    }
+
+    public func refuseIfTaken(username: String, userID: String) throws(ClaimError) -> Bool {
+        let results = try read(
+            "pre-check",
+            [
+                ("SELECT claimed_by FROM profiles WHERE username = $1", [username]),
+                ("SELECT username FROM profiles WHERE claimed_by = $1 AND username <> $2", [userID, username]),
+            ])
+        let owner = results.first?.first?.first ?? nil
+        let other = results.last?.first?.first ?? nil
+        if let owner, owner != userID { throw PostgresStore.alreadyClaimed }
+        if other != nil { throw PostgresStore.otherProfile }
+        return owner == userID
+    }
+
+    public func audit(
+        _ event: String, username: String, userID: String, requestID: String?, detail: String?, nowMs: Int64
+    ) throws(ClaimError) {
+        try transaction("audit") { () throws(ClaimError) in
+            queueEvent(
+                event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),
+                detail: detail)
+        }
+    }
+}

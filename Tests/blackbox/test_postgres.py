@@ -1,0 +1,372 @@
+"""PostgreSQL backend faults, TLS modes and authentication methods over the real binary.
+
+The module starts a private server with scripts/postgres.sh (the shared one must not be stopped or reconfigured
+under other tests): it is halted mid-run like a crash, given a certificate for the wrong host, ssl turned off, and
+pg_hba.conf lines for MD5, cleartext, trust and TLS-only roles.
+"""
+import json
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import BINARY, POSTGRES_SCRIPT, base_env, db_query, run, start_postgres
+from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
+from test_race import run_all
+
+VERIFY = {"action": "verify", "username": "alice", "user_id": "user-1"}
+
+ROLES = {
+    # role: (pg_hba method, password, password_encryption)
+    "md5user": ("md5", "md5-secret", "md5"),
+    "plainuser": ("password", "plain-secret", "scram-sha-256"),
+    "trustuser": ("trust", None, "scram-sha-256"),
+    "special": ("scram-sha-256", "p@ss:w/rd?#%& é", "scram-sha-256"),
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv, stop = start_postgres()
+    try:
+        hba = srv.folder / "data" / "pg_hba.conf"
+        lines = [f"host all {role} 127.0.0.1/32 {method}" for role, (method, _, _) in ROLES.items()]
+        # A role that may connect only over TLS: sslmode=disable is refused, allow retries with TLS.
+        lines += ["hostssl all sslonly 127.0.0.1/32 scram-sha-256", "hostnossl all sslonly 127.0.0.1/32 reject"]
+        hba.write_text("\n".join(lines) + "\n" + hba.read_text())
+        for role, (_, password, encryption) in list(ROLES.items()) + [("sslonly", ("", "ssl-secret", "scram-sha-256"))]:
+            secret = "NULL" if password is None else "'" + password.replace("'", "''") + "'"
+            srv.admin_sql(f"SET password_encryption = '{encryption}'; CREATE ROLE {role} LOGIN PASSWORD {secret};")
+            srv.admin_sql(f"CREATE DATABASE {role} OWNER {role};")
+        reload(srv)
+        yield srv
+    finally:
+        stop()
+
+
+def reload(srv):
+    """Makes the server re-read postgresql.conf and pg_hba.conf; new connections see the change at once after."""
+    srv.admin_sql("SELECT pg_reload_conf();")
+    time.sleep(0.5)
+
+
+def env_for(url, tmp_path, **extra):
+    env = base_env(tmp_path, **{"CLAIM_AUTH": "trusted", "CLAIM_VERIFY": "off", **extra})
+    del env["CLAIM_DB"]
+    env["CLAIM_DATABASE_URL"] = url
+    return env
+
+
+def url(srv, user="claim", password=None, database="claim", host="127.0.0.1", **params):
+    from urllib.parse import quote
+    secret = srv.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1] if password is None else password
+    text = f"postgres://{quote(user, safe='')}"
+    if secret:
+        text += ":" + quote(secret, safe="")
+    text += f"@{host}:{srv.port}/{database}"
+    if params:
+        text += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    return text
+
+
+def detail(result):
+    return result.logs[-1].get("detail", "")
+
+
+# --- The server goes away in the middle of a run ---
+
+def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(server, tmp_path, capsys):
+    database = server.create_database()
+    env = env_for(url(server, database=database, connect_timeout=5), tmp_path, CLAIM_BUSY_TIMEOUT_MS=5000)
+    assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    requests = [{"action": "verify", "username": f"name-{i}", "user_id": f"user-{i}"} for i in range(300)]
+    done = []
+    halted = threading.Event()
+
+    def one(request):
+        result = run(request, env)
+        done.append(result)
+        if len(done) >= 80 and not halted.is_set():
+            halted.set()
+            subprocess.run([str(POSTGRES_SCRIPT), "halt", str(server.folder)], check=True)
+        return result
+
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(one, requests))
+    finally:
+        subprocess.run([str(POSTGRES_SCRIPT), "resume", str(server.folder)], check=True)
+    outcomes = {}
+    for result in results:
+        key = "200" if result.status == 200 else result.code
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if result.status != 200:
+            assert (result.status, result.code, result.exit) == (503, "store_unreachable", 75), result.response
+            assert result.response["error"]["retry_after_s"] >= 1
+    with capsys.disabled():
+        print("\n  postgres halted mid-run: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    assert outcomes.get("200", 0) >= 80 and outcomes.get("store_unreachable", 0) >= 1, outcomes
+
+    held = {u: (o, at) for u, o, at in (line.split("|") for line in db_query(
+        env, "SELECT username, claimed_by, claimed_at FROM profiles WHERE claimed_by IS NOT NULL;").splitlines())}
+    acknowledged = {r.response["result"]["username"]: r.response["result"] for r in results if r.status == 200}
+    for name, res in acknowledged.items():
+        assert held.get(name) == (res["claimed_by"], res["claimed_at"]), f"acknowledged claim {name} lost"
+    # A commit whose answer the crash swallowed may be in the database, answered 503: a retry answers 200 for it.
+    # Nothing is half-written: each profile has exactly its claim event, and no event lacks its profile.
+    events = db_query(env, "SELECT username, user_id, event FROM claim_events ORDER BY username;").splitlines()
+    assert sorted(events) == sorted(f"{name}|{owner}|claim" for name, (owner, _) in held.items())
+    server.admin_sql("CREATE EXTENSION IF NOT EXISTS amcheck; SELECT bt_index_check('profiles_one_per_user', true), "
+                     "bt_index_check('profiles_pkey', true);", database)
+    retried = [run(r, env) for r, res in zip(requests, results) if res.status != 200]
+    assert all(r.status == 200 for r in retried), "after the restart every failed verify succeeds when retried"
+    server.drop_database(database)
+
+
+# --- Connection failures ---
+
+def test_connection_refused_is_store_unreachable(tmp_path):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    result = run(VERIFY, env_for(f"postgres://claim:pw@127.0.0.1:{port}/claim", tmp_path))
+    assert (result.status, result.code, result.exit) == (503, "store_unreachable", 75)
+    assert "refused" in detail(result).lower()
+
+
+def test_connect_timeout_is_store_unreachable(tmp_path):
+    """A peer that accepts TCP but never answers the SSLRequest: the connect deadline ends the wait."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        env = env_for(f"postgres://claim:pw@127.0.0.1:{silent.getsockname()[1]}/claim?connect_timeout=1", tmp_path)
+        started = time.monotonic()
+        result = run(VERIFY, env)
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert (result.status, result.code, result.exit) == (503, "store_unreachable", 75)
+    assert "within 1000 ms" in detail(result)
+    assert elapsed < 10
+
+
+def test_peer_closing_during_start_up_is_store_unreachable(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def close_each():
+        for _ in range(2):
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(64)
+            connection.close()
+
+    thread = threading.Thread(target=close_each, daemon=True)
+    thread.start()
+    try:
+        result = run(VERIFY, env_for(f"postgres://claim:pw@127.0.0.1:{listener.getsockname()[1]}/claim", tmp_path))
+    finally:
+        listener.close()
+    assert (result.status, result.code, result.exit) == (503, "store_unreachable", 75)
+
+
+def test_wrong_password_is_store_unavailable_and_never_logged(server, tmp_path):
+    result = run(VERIFY, env_for(url(server, password="not-the-password-42"), tmp_path))
+    assert (result.status, result.code, result.exit) == (500, "store_unavailable", 70)
+    assert result.response["error"]["message"] == "the claim database refused the login"
+    assert "28P01" in detail(result) and "password authentication failed" in detail(result)
+    assert b"not-the-password-42" not in result.stdout + result.stderr
+
+
+def test_missing_database_is_store_unavailable(server, tmp_path):
+    result = run(VERIFY, env_for(url(server, database="no_such_database"), tmp_path))
+    assert (result.status, result.code, result.exit) == (500, "store_unavailable", 70)
+    assert result.response["error"]["message"] == "the claim database does not exist"
+    assert "3D000" in detail(result)
+
+
+def test_row_lock_held_longer_than_timeout_is_store_busy(server, tmp_path):
+    """PostgreSQL's side of test_store_faults: lock_timeout (CLAIM_BUSY_TIMEOUT_MS) answers 503 store_busy."""
+    database = server.create_database()
+    env = env_for(url(server, database=database), tmp_path, CLAIM_BUSY_TIMEOUT_MS="300")
+    assert run(VERIFY, env).status == 200
+    holder = subprocess.Popen(["psql", "-X", "-q", "-At", env["CLAIM_DATABASE_URL"]], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("BEGIN;\nSELECT 'locked' FROM profiles WHERE username = 'alice' FOR UPDATE;\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+        busy = run(VERIFY, env)
+        assert (busy.status, busy.code, busy.exit) == (503, "store_busy", 75)
+        assert "55P03" in detail(busy)
+    finally:
+        holder.stdin.write("ROLLBACK;\n\\q\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert run(VERIFY, env).status == 200
+    server.drop_database(database)
+
+
+# --- Authentication methods ---
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_authentication_methods(server, tmp_path, role):
+    """SCRAM-SHA-256 (the test role and a percent-encoded password), MD5, cleartext and trust."""
+    _, password, _ = ROLES[role]
+    result = run(VERIFY, env_for(url(server, user=role, password=password or "", database=role), tmp_path))
+    assert result.status == 200, result.response
+
+
+def test_wrong_md5_password_is_refused(server, tmp_path):
+    result = run(VERIFY, env_for(url(server, user="md5user", password="wrong", database="md5user"), tmp_path))
+    assert (result.status, result.code) == (500, "store_unavailable")
+
+
+# --- TLS ---
+
+@pytest.mark.parametrize("mode,expected", [("disable", 500), ("allow", 200), ("prefer", 200), ("require", 200)])
+def test_tls_only_role_by_sslmode(server, tmp_path, mode, expected):
+    """pg_hba.conf accepts `sslonly` over TLS only: disable is refused, allow falls back to TLS, prefer uses it."""
+    env = env_for(url(server, user="sslonly", password="ssl-secret", database="sslonly", sslmode=mode), tmp_path)
+    result = run(VERIFY, env)
+    assert result.status == expected, result.response
+    if expected == 500:
+        assert result.code == "store_unavailable" and "28000" in detail(result)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_verify_full_against_the_test_ca(server, tmp_path, host):
+    ca = server.folder / "certs" / "ca.pem"
+    by_environment = env_for(url(server, host=host, sslmode="verify-full"), tmp_path, SSL_CERT_FILE=ca)
+    assert run(VERIFY, by_environment).status == 200
+    by_parameter = env_for(url(server, host=host, sslmode="verify-full", sslrootcert=ca), tmp_path)
+    assert run(VERIFY, by_parameter).status == 200
+
+
+def test_verify_full_without_trusting_the_ca_fails_clearly(server, tmp_path):
+    other = server.folder / "certs" / "untrusted-ca.pem"
+    result = run(VERIFY, env_for(url(server, sslmode="verify-full", sslrootcert=other), tmp_path))
+    assert (result.status, result.code, result.exit) == (500, "store_unavailable", 70)
+    assert "certificate of 127.0.0.1 not accepted" in detail(result)
+    # require without a root certificate does not verify, as in libpq.
+    assert run(VERIFY, env_for(url(server, sslmode="require"), tmp_path)).status == 200
+
+
+def test_certificate_for_the_wrong_host(server, tmp_path):
+    certs = server.folder / "certs"
+    server.admin_sql(f"ALTER SYSTEM SET ssl_cert_file = '{certs / 'wrong-host.pem'}';"
+                     f"ALTER SYSTEM SET ssl_key_file = '{certs / 'wrong-host.key'}';")
+    reload(server)
+    try:
+        for host in ("127.0.0.1", "localhost"):
+            full = run(VERIFY, env_for(url(server, host=host, sslmode="verify-full", sslrootcert=certs / "ca.pem"),
+                                       tmp_path))
+            assert (full.status, full.code, full.exit) == (500, "store_unavailable", 70)
+            assert full.response["error"]["message"] == "the claim database's TLS connection was refused"
+            assert f"certificate of {host} not accepted" in detail(full) and "mismatch" in detail(full)
+        # verify-ca checks the chain only: the wrong name is accepted.
+        ca_only = run(VERIFY, env_for(url(server, sslmode="verify-ca", sslrootcert=certs / "ca.pem"), tmp_path))
+        assert ca_only.status == 200
+    finally:
+        server.admin_sql("ALTER SYSTEM RESET ssl_cert_file; ALTER SYSTEM RESET ssl_key_file;")
+        reload(server)
+
+
+def test_server_without_tls(server, tmp_path):
+    server.admin_sql("ALTER SYSTEM SET ssl = off;")
+    reload(server)
+    try:
+        required = run(VERIFY, env_for(url(server, sslmode="require"), tmp_path))
+        assert (required.status, required.code) == (500, "store_unavailable")
+        assert required.response["error"]["message"] == "the claim database does not offer TLS"
+        assert run(VERIFY, env_for(url(server, sslmode="prefer"), tmp_path)).status == 200
+        assert run(VERIFY, env_for(url(server, sslmode="disable"), tmp_path)).status == 200
+    finally:
+        server.admin_sql("ALTER SYSTEM RESET ssl;")
+        reload(server)
+
+
+# --- Verification through (the fake) LeetCode: snapshot, resync, consumed challenge, and a race ---
+
+def leetcode_env(postgres_server, tmp_path, leetcode, **extra):
+    database = postgres_server.create_database()
+    return env_for(postgres_server.url_for(database, connect_timeout=60), tmp_path, CLAIM_VERIFY="leetcode",
+                   LEETCODE_GRAPHQL_URL=leetcode.https, SSL_CERT_FILE=leetcode.ca, **extra)
+
+
+def test_leetcode_verify_snapshot_resync_release(postgres_server, tmp_path, leetcode):
+    env = leetcode_env(postgres_server, tmp_path, leetcode)
+    ask = {"action": "challenge", "username": "pg-alice", "user_id": "user-1"}
+    code = run(ask, env).response["result"]["code"]
+    assert run(ask, env).response["result"]["code"] == code, "asking again returns the live code"
+    leetcode.set_profile("pg-alice", f"Hi! {code}")
+    verify = {"action": "verify", "username": "pg-alice", "user_id": "user-1"}
+    first = run(verify, env)
+    assert first.status == 200 and first.response["result"]["verified_via"] == "leetcode", first.response
+    assert db_query(env, "SELECT claimed_by, verified_via, real_name, ranking, solved_all FROM profiles;") == \
+        "user-1|leetcode|Real pg-alice|4242|35\n"
+    assert db_query(env, "SELECT count(*) FROM challenges;") == "0\n", "the challenge is consumed"
+    leetcode.set_profile("pg-alice", "code removed", ranking=1, all=99)
+    again = run(verify, env)
+    assert again.status == 200 and again.response["result"]["claimed_at"] == first.response["result"]["claimed_at"]
+    assert db_query(env, "SELECT ranking, solved_all FROM profiles;") == "1|99\n"
+    assert run({"action": "release", "username": "pg-alice", "user_id": "user-1"}, env).status == 200
+    assert run(verify, env).code == "no_active_challenge", "a consumed code cannot be used again"
+    assert db_query(env, "SELECT event FROM claim_events ORDER BY id;") == "claim\nresync\nrelease\n"
+
+
+def test_leetcode_race_100_verified_users_one_profile(postgres_server, tmp_path, leetcode, capsys):
+    env = leetcode_env(postgres_server, tmp_path, leetcode, CLAIM_BUSY_TIMEOUT_MS="60000",
+                       LEETCODE_TIMEOUT_MS="30000")
+    users = [f"racer-{i}" for i in range(100)]
+    codes = [run({"action": "challenge", "username": "pg-contested", "user_id": u}, env).response["result"]["code"]
+             for u in users]
+    leetcode.set_profile("pg-contested", " ".join(codes))
+    results = run_all([{"action": "verify", "username": "pg-contested", "user_id": u} for u in users], env)
+    seen = {}
+    for r in results:
+        key = "200" if r["ok"] else r["error"]["code"]
+        seen[key] = seen.get(key, 0) + 1
+    with capsys.disabled():
+        print("\n  race 100 verified users/1 profile postgres: " + ", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
+    assert seen == {"200": 1, "already_claimed": 99}
+    winner = next(r for r in results if r["ok"])["result"]
+    assert db_query(env, "SELECT claimed_by, claimed_at, synced_at FROM profiles;") == \
+        f"{winner['claimed_by']}|{winner['claimed_at']}|{winner['profile']['synced_at']}\n"
+    assert db_query(env, "SELECT count(*) FROM challenges;") == "99\n", "only the winner's challenge is consumed"
+
+
+# --- migrate ---
+
+def test_migrate_command(server, tmp_path):
+    database = server.create_database()
+    env = env_for(url(server, database=database), tmp_path)
+    proc = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    answer = json.loads(proc.stdout)
+    assert answer == {"ok": True, "database": f"postgres://claim@127.0.0.1:{server.port}/{database}?sslmode=prefer",
+                      "schema_version": 2}
+    assert db_query(env, "SELECT version FROM schema_version;") == "2\n"
+    tables = db_query(env, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;").split()
+    assert tables == ["challenges", "claim_events", "profiles", "schema_version"]
+    again = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
+    assert again.returncode == 0 and json.loads(again.stdout) == answer
+    # claim_events is append-only, as in SQLite.
+    assert run(VERIFY, env_for(env["CLAIM_DATABASE_URL"], tmp_path)).status == 200
+    refused = subprocess.run(["psql", "-X", "-q", "-At", env["CLAIM_DATABASE_URL"], "-c", "DELETE FROM claim_events"],
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "append-only" in refused.stderr
+    db_query(env, "UPDATE schema_version SET version = 7;")
+    newer = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
+    assert newer.returncode == 70
+    assert json.loads(newer.stdout)["error"]["message"] == (
+        "the claim database has schema version 7, newer than this binary's version 2")
+    server.drop_database(database)
