@@ -19,6 +19,7 @@ public struct Challenge: Sendable, Equatable {
     /// `prefix` followed by 65 random bits in Crockford base32.
     /// - Throws: `internal` if the CSPRNG cannot be seeded.
     public static func newCode(prefix: String) throws(ClaimError) -> String {
+        _ = OpenSSLSetup.ready
         var random = [UInt8](repeating: 0, count: 9)
         guard RAND_bytes(&random, Int32(random.count)) == 1 else {
             throw ClaimError(.internal, "could not generate a challenge code", detail: "RAND_bytes failed")

@@ -101,7 +101,7 @@ public enum HTTPClient {
         }
         var proxy: URLParts?
         if target.tls, let setting = environment.httpsProxy, !noProxyMatches(environment.noProxy, target.host) {
-            let parsed = try URLParts(setting.contains("://") ? setting : "http://" + setting, what: .invalidProxy)
+            let parsed = try URLParts(setting.hasSubstring("://") ? setting : "http://" + setting, what: .invalidProxy)
             if parsed.tls { throw HTTPFailure(.invalidProxy, "only http:// proxies are supported") }
             proxy = parsed
         }

@@ -136,7 +136,7 @@ public enum Handler {
             profile = try LeetCodeClient.fetchProfile(
                 username: username, url: config.leetcodeURL, timeoutMs: config.leetcodeTimeoutMs, version: version,
                 environment: config.http)
-            if let code, !profile.aboutMe.contains(code) {
+            if let code, !profile.aboutMe.hasSubstring(code) {
                 throw ClaimError(
                     .codeNotFound,
                     "the code \(code) was not found in the LeetCode profile's About me (Edit Profile -> Summary); "

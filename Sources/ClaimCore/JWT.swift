@@ -134,6 +134,7 @@ public struct JWTVerifier: Sendable {
 
 /// HMAC-SHA256 with libcrypto's one-shot `HMAC` (https://docs.openssl.org/3.0/man3/HMAC/); nil if it fails.
 func hmacSHA256(key: [UInt8], message: ArraySlice<UInt8>) -> [UInt8]? {
+    _ = OpenSSLSetup.ready
     var mac = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
     var length: UInt32 = 0
     let result = key.withUnsafeBytes { keyBuffer in

@@ -116,7 +116,7 @@ public enum LeetCodeClient {
         if status == 403 {
             let challenge =
                 response.header("cf-mitigated") != nil || response.header("server")?.lowercased() == "cloudflare"
-                || String(decoding: response.body.prefix(4096), as: UTF8.self).contains("Just a moment")
+                || String(decoding: response.body.prefix(4096), as: UTF8.self).hasSubstring("Just a moment")
             let detail = challenge ? "cloudflare 403 challenge" : "HTTP 403: \(snippet)"
             return ClaimError(
                 .leetcodeUnavailable, "LeetCode refused the request (blocked by its bot protection); try again later.",
@@ -181,7 +181,7 @@ public enum LeetCodeClient {
         // Any other GraphQL error means we learnt nothing about the user, so it must not read as "not found".
         let notFound = ClaimError(
             .leetcodeUserNotFound, "LeetCode has no user named \"\(username)\".", detail: "matchedUser is null")
-        if messages.contains(where: { $0.lowercased().contains("does not exist") }) { throw notFound }
+        if messages.contains(where: { $0.lowercased().hasSubstring("does not exist") }) { throw notFound }
         if !messages.isEmpty { throw bad("GraphQL errors: \(messages.joined(separator: " | ").prefix(200))") }
         if user == .null { throw notFound }
         throw bad(user.map { "matchedUser is a \($0.typeName)" } ?? "no data.matchedUser")

@@ -134,10 +134,13 @@ struct NetworkStream {
     static func tlsContext(caFile: String?, caDir: String?, verify: Bool, groups: String? = nil)
         throws(NetworkFailure) -> OpaquePointer
     {
+        _ = OpenSSLSetup.ready
         guard let context = SSL_CTX_new(TLS_client_method()) else {
             throw NetworkFailure(.tlsSetup, "SSL_CTX_new: \(openSSLErrorText())")
         }
         _ = copenssl_set_min_proto_version(context, TLS1_2_VERSION)
+        // What Debian's openssl.cnf would set, which is not loaded (see OpenSSLSetup): 112-bit security at least.
+        SSL_CTX_set_security_level(context, 2)
         if let groups, copenssl_set1_groups_list(context, groups) != 1 {
             let text = openSSLErrorText()
             SSL_CTX_free(context)

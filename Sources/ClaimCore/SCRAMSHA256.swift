@@ -31,6 +31,7 @@ struct SCRAMSHA256 {
 
     /// 18 bytes from OpenSSL's CSPRNG, base64: what libpq sends.
     static func newNonce() -> String? {
+        _ = OpenSSLSetup.ready
         var random = [UInt8](repeating: 0, count: 18)
         guard RAND_bytes(&random, Int32(random.count)) == 1 else { return nil }
         return Base64.encode(random)
@@ -101,6 +102,7 @@ struct SCRAMSHA256 {
     }
 
     static func pbkdf2(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8]? {
+        _ = OpenSSLSetup.ready
         var out = [UInt8](repeating: 0, count: 32)
         let ok = password.withUnsafeBufferPointer { p in
             PKCS5_PBKDF2_HMAC(
@@ -114,6 +116,7 @@ struct SCRAMSHA256 {
 
     /// A one-shot EVP digest (https://docs.openssl.org/3.0/man3/EVP_DigestInit/).
     static func digest(_ data: [UInt8], _ type: OpaquePointer?) -> [UInt8]? {
+        _ = OpenSSLSetup.ready
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         guard EVP_Digest(data, data.count, &out, &length, type, nil) == 1 else { return nil }

@@ -222,7 +222,7 @@ public final class SQLiteStore: ClaimStore {
                     try connection.query("SELECT claimed_by FROM profiles WHERE username = ?1", [username])
                     .first?.first ?? nil
                 rows = try connection.query(SQLiteStore.claimSQL, [username, userID, now, verifiedVia])
-            } catch  where error.code == SQLiteError.constraintUnique && error.message.contains("claimed_by") {
+            } catch  where error.code == SQLiteError.constraintUnique && error.message.hasSubstring("claimed_by") {
                 throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
             } catch {
                 throw error.claimError(context: "claim")
