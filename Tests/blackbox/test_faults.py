@@ -178,8 +178,8 @@ def as_nobody():
     os.setuid(65534)
 
 
-def run_as(request, env, preexec):
-    proc = subprocess.run([BINARY], input=json.dumps(request).encode(), env=env, capture_output=True, timeout=60,
+def run_as(request, env, preexec, binary=BINARY):
+    proc = subprocess.run([binary], input=json.dumps(request).encode(), env=env, capture_output=True, timeout=60,
                           preexec_fn=preexec)
     return check_output(proc.stdout, proc.returncode), proc.returncode
 
@@ -191,6 +191,9 @@ def test_read_only_database_is_store_unavailable(tmp_path, journal, what):
     # pytest's own temporary folders are private to root; nobody must be able to reach the database.
     base = tempfile.mkdtemp(prefix="leetcode-claim-ro-", dir="/tmp")
     os.chmod(base, 0o755)
+    # So is the checkout CI runs in, maybe: nobody runs its own copy of the binary.
+    binary = shutil.copy(BINARY, os.path.join(base, "leetcode-claim"))
+    os.chmod(binary, 0o755)
     env = base_env(pathlib.Path(base), CLAIM_AUTH="trusted", CLAIM_VERIFY="off", CLAIM_JOURNAL=journal)
     assert run(VERIFY, env).status == 200
     folder = os.path.dirname(env["CLAIM_DB"])
@@ -201,7 +204,7 @@ def test_read_only_database_is_store_unavailable(tmp_path, journal, what):
         os.chmod(env["CLAIM_DB"], 0o666)
         os.chmod(folder, 0o555)
     for request in (VERIFY, {**VERIFY, "action": "status"}, {**VERIFY, "username": "bob", "user_id": "u2"}):
-        response, exit_code = run_as(request, env, as_nobody)
+        response, exit_code = run_as(request, env, as_nobody, binary)
         assert (response["status"], response["error"]["code"], exit_code) == (500, "store_unavailable", 70)
         assert "read-only" in response["error"]["message"]
     os.chmod(folder, 0o755)
