@@ -35,3 +35,12 @@ public protocol ClaimStore: AnyObject {
     func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?, nowMs: Int64)
         throws(ClaimError)
 }
+
+extension ClaimError {
+    /// A database written by a newer binary: refused before anything about it changes, whatever the backend.
+    static func newerSchema(_ found: Int, known: Int) -> ClaimError {
+        ClaimError(
+            .storeUnavailable,
+            "the claim database has schema version \(found), newer than this binary's version \(known)")
+    }
+}

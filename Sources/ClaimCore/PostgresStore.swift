@@ -59,7 +59,9 @@ public final class PostgresStore: ClaimStore {
     private func migrate() throws(ClaimError) {
         let version = try currentVersion()
         if version == PostgresStore.schemaVersion { return }
-        if version > PostgresStore.schemaVersion { throw PostgresStore.newerSchema(version) }
+        if version > PostgresStore.schemaVersion {
+            throw ClaimError.newerSchema(version, known: PostgresStore.schemaVersion)
+        }
         try transaction("migrate") { () throws(ClaimError) in
             // Many processes may start on an empty database at once: one migrates, the others wait here and then
             // find the work done (https://www.postgresql.org/docs/15/explicit-locking.html#ADVISORY-LOCKS).
@@ -69,7 +71,9 @@ public final class PostgresStore: ClaimStore {
                 Int(
                     try run("migrate", "SELECT coalesce(max(version), 0) FROM schema_version")
                         .first?.first.flatMap { $0 } ?? "0") ?? 0
-            if locked > PostgresStore.schemaVersion { throw PostgresStore.newerSchema(locked) }
+            if locked > PostgresStore.schemaVersion {
+                throw ClaimError.newerSchema(locked, known: PostgresStore.schemaVersion)
+            }
             if locked == PostgresStore.schemaVersion { return }
             for step in PostgresStore.migrations[locked...] {
                 for statement in step { connection.queue(statement) }
@@ -90,12 +94,6 @@ public final class PostgresStore: ClaimStore {
         } catch {
             throw error.claimError(context: "schema_version")
         }
-    }
-
-    private static func newerSchema(_ version: Int) -> ClaimError {
-        ClaimError(
-            .storeUnavailable,
-            "the claim database has schema version \(version), newer than this binary's version \(schemaVersion)")
     }
 
     /// `migrations[v]` upgrades schema version v to v + 1, step for step like SQLiteStore's. The tables and columns

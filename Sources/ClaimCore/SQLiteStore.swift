@@ -36,7 +36,9 @@ public final class SQLiteStore: ClaimStore {
         }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
         let version = try currentVersion()
-        if version > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(version) }
+        if version > SQLiteStore.schemaVersion {
+            throw ClaimError.newerSchema(version, known: SQLiteStore.schemaVersion)
+        }
         try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
         do throws(SQLiteError) {
             try connection.query("PRAGMA synchronous=\(config.sync == .full ? "FULL" : "NORMAL")")
@@ -107,7 +109,9 @@ public final class SQLiteStore: ClaimStore {
         try connection.writeTransaction { () throws(ClaimError) in
             // Another process may have migrated while we waited for the lock.
             let locked = try currentVersion()
-            if locked > SQLiteStore.schemaVersion { throw SQLiteStore.newerSchema(locked) }
+            if locked > SQLiteStore.schemaVersion {
+                throw ClaimError.newerSchema(locked, known: SQLiteStore.schemaVersion)
+            }
             for step in SQLiteStore.migrations[locked...] {
                 for statement in step {
                     do throws(SQLiteError) { try connection.query(statement) } catch {
@@ -129,12 +133,6 @@ public final class SQLiteStore: ClaimStore {
         } catch {
             throw error.claimError(context: "user_version")
         }
-    }
-
-    private static func newerSchema(_ version: Int) -> ClaimError {
-        ClaimError(
-            .storeUnavailable,
-            "the claim database has schema version \(version), newer than this binary's version \(schemaVersion)")
     }
 
     /// `migrations[v]` upgrades schema version v to v + 1.
