@@ -37,10 +37,13 @@ public protocol ClaimStore: AnyObject {
 }
 
 extension ClaimError {
-    /// A database written by a newer binary: refused before anything about it changes, whatever the backend.
-    static func newerSchema(_ found: Int, known: Int) -> ClaimError {
+    /// A database whose schema version this binary does not know (newer, or not a version at all): refused before
+    /// anything about it changes, whatever the backend.
+    static func unknownSchema(_ found: Int, known: Int) -> ClaimError {
         ClaimError(
             .storeUnavailable,
-            "the claim database has schema version \(found), newer than this binary's version \(known)")
+            found > known
+                ? "the claim database has schema version \(found), newer than this binary's version \(known)"
+                : "the claim database has schema version \(found), which no version of this binary wrote")
     }
 }

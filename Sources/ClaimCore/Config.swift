@@ -121,6 +121,15 @@ public struct Config: Sendable {
         config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
         config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
         config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
+        if verify == .leetcode {
+            // Checked here, not at the first LeetCode call, so a bad setting fails every request alike.
+            do throws(HTTPFailure) {
+                _ = try HTTPClient.endpoint(config.leetcodeURL)
+                if let proxy = config.http.httpsProxy { _ = try HTTPClient.proxyEndpoint(proxy) }
+            } catch {
+                throw LeetCodeClient.claimError(for: error)
+            }
+        }
         if auth == .jwt {
             guard let secret = value("CLAIM_JWT_SECRET") else {
                 throw ClaimError(.misconfigured, "CLAIM_JWT_SECRET is not set (CLAIM_AUTH=jwt)")

@@ -68,20 +68,27 @@ public enum HTTPClient {
             self.httpsProxy = httpsProxy
             self.noProxy = noProxy
         }
-
-        /// Reads SSL_CERT_FILE, SSL_CERT_DIR, HTTPS_PROXY (else https_proxy), NO_PROXY (else no_proxy); empty is unset.
-        public init(_ variables: [String: String]) {
-            func value(_ names: String...) -> String? {
-                names.lazy.compactMap { variables[$0] }.first { !$0.isEmpty }
-            }
-            self.init(
-                sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
-                httpsProxy: value("HTTPS_PROXY", "https_proxy"), noProxy: value("NO_PROXY", "no_proxy"))
-        }
     }
 
     /// Cap on the status line plus headers.
     static let maxHeadBytes = 64 * 1024
+
+    /// The request's target: an https URL, or plain http to a loopback host (tests). No I/O, so configuration
+    /// can be checked before a request is served.
+    static func endpoint(_ url: String) throws(HTTPFailure) -> URLParts {
+        let target = try URLParts(url, what: .invalidURL)
+        if !target.tls && !target.isLoopback {
+            throw HTTPFailure(.invalidURL, "plain http is only allowed to a loopback host, not \(target.host)")
+        }
+        return target
+    }
+
+    /// An `HTTPS_PROXY` setting: `http://host:port`, the scheme optional.
+    static func proxyEndpoint(_ setting: String) throws(HTTPFailure) -> URLParts {
+        let parsed = try URLParts(setting.hasSubstring("://") ? setting : "http://" + setting, what: .invalidProxy)
+        if parsed.tls { throw HTTPFailure(.invalidProxy, "only http:// proxies are supported") }
+        return parsed
+    }
 
     /// POSTs `body` to `url` and returns the response, whatever its status.
     ///
@@ -95,15 +102,10 @@ public enum HTTPClient {
         environment: Environment
     ) throws(HTTPFailure) -> HTTPResponse {
         let deadline = Deadline(ms: timeoutMs)
-        let target = try URLParts(url, what: .invalidURL)
-        if !target.tls && !target.isLoopback {
-            throw HTTPFailure(.invalidURL, "plain http is only allowed to a loopback host, not \(target.host)")
-        }
+        let target = try endpoint(url)
         var proxy: URLParts?
         if target.tls, let setting = environment.httpsProxy, !noProxyMatches(environment.noProxy, target.host) {
-            let parsed = try URLParts(setting.hasSubstring("://") ? setting : "http://" + setting, what: .invalidProxy)
-            if parsed.tls { throw HTTPFailure(.invalidProxy, "only http:// proxies are supported") }
-            proxy = parsed
+            proxy = try proxyEndpoint(setting)
         }
         let peer = proxy ?? target
         var stream: NetworkStream
@@ -217,7 +219,8 @@ struct URLParts: Equatable {
     var isIPv6 = false
 
     init(_ url: String, what kind: HTTPFailure.Kind) throws(HTTPFailure) {
-        func fail(_ reason: String) -> HTTPFailure { HTTPFailure(kind, "\(reason): \(url)") }
+        // The URL is not quoted: a proxy URL may carry a password, and the detail goes to the log.
+        func fail(_ reason: String) -> HTTPFailure { HTTPFailure(kind, reason) }
         guard url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw fail("space or non-ASCII in URL") }
         let lower = url.lowercased()
         let rest: Substring

@@ -143,9 +143,12 @@ public enum Handler {
                         + "save it there and verify again")
             }
         } catch {
-            try? store.audit(
-                "verify_failed", username: username, userID: caller, requestID: request.requestID,
-                detail: error.code.rawValue, nowMs: Clock.nowMs())
+            // An audit row records what LeetCode said about this claim, not an operator's broken setting.
+            if error.code != .misconfigured {
+                try? store.audit(
+                    "verify_failed", username: username, userID: caller, requestID: request.requestID,
+                    detail: error.code.rawValue, nowMs: Clock.nowMs())
+            }
             throw error
         }
         let nowMs = Clock.nowMs()

@@ -168,8 +168,8 @@ public enum LeetCodeClient {
                 }
             }
             return LeetCodeProfile(
-                username: name, realName: profile["realName"]?.stringValue, aboutMe: aboutMe,
-                avatarURL: profile["userAvatar"]?.stringValue, ranking: integer(profile["ranking"]),
+                username: name, realName: text(profile["realName"]), aboutMe: aboutMe,
+                avatarURL: text(profile["userAvatar"]), ranking: integer(profile["ranking"]),
                 solvedAll: solved["All"], solvedEasy: solved["Easy"], solvedMedium: solved["Medium"],
                 solvedHard: solved["Hard"])
         }
@@ -187,8 +187,15 @@ public enum LeetCodeClient {
         throw bad(user.map { "matchedUser is a \($0.typeName)" } ?? "no data.matchedUser")
     }
 
+    /// A count or rank as the snapshot stores it: 0...Int32.max (a PostgreSQL INTEGER), else unknown.
     private static func integer(_ value: JSON?) -> Int? {
-        if case .number(let text)? = value { return Int(text) }
+        if case .number(let text)? = value, let v = Int(text), (0...Int(Int32.max)).contains(v) { return v }
         return nil
+    }
+
+    /// Display text for the snapshot, without NULs: PostgreSQL text cannot hold them, and SQLite would keep a
+    /// different value than PostgreSQL does.
+    private static func text(_ value: JSON?) -> String? {
+        value?.stringValue.map { String($0.unicodeScalars.filter { $0 != "\u{0}" }) }
     }
 }

@@ -421,6 +421,10 @@ final class PostgresConnection {
                 let message = try readMessage()
                 switch message.type {
                 case UInt8(ascii: "D"):
+                    // Our statements return a row or a few; a server streaming rows would only exhaust memory.
+                    guard rows.count < 1000 else {
+                        throw PostgresError(.protocolViolation, "more than 1000 rows for one statement")
+                    }
                     rows.append(try Message.dataRow(message.body))
                 case UInt8(ascii: "C"), UInt8(ascii: "I"):  // CommandComplete, EmptyQueryResponse
                     results.append(rows)
@@ -492,8 +496,10 @@ struct MessageReader {
     private var start = 0
 
     mutating func append(_ received: ArraySlice<UInt8>) {
-        if start > 0 && start == bytes.count {
-            bytes.removeAll(keepingCapacity: true)
+        if start > 0 && (start == bytes.count || start >= 64 * 1024) {
+            // Drop what was read, also when a server keeps the buffer from ever emptying (messages streamed
+            // back to back): the buffer then stays bounded by one message plus one read.
+            bytes.removeSubrange(..<start)
             start = 0
         }
         bytes += received

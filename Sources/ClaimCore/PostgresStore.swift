@@ -59,8 +59,8 @@ public final class PostgresStore: ClaimStore {
     private func migrate() throws(ClaimError) {
         let version = try currentVersion()
         if version == PostgresStore.schemaVersion { return }
-        if version > PostgresStore.schemaVersion {
-            throw ClaimError.newerSchema(version, known: PostgresStore.schemaVersion)
+        if !(0...PostgresStore.schemaVersion).contains(version) {
+            throw ClaimError.unknownSchema(version, known: PostgresStore.schemaVersion)
         }
         try transaction("migrate") { () throws(ClaimError) in
             // Many processes may start on an empty database at once: one migrates, the others wait here and then
@@ -71,8 +71,8 @@ public final class PostgresStore: ClaimStore {
                 Int(
                     try run("migrate", "SELECT coalesce(max(version), 0) FROM schema_version")
                         .first?.first.flatMap { $0 } ?? "0") ?? 0
-            if locked > PostgresStore.schemaVersion {
-                throw ClaimError.newerSchema(locked, known: PostgresStore.schemaVersion)
+            if !(0...PostgresStore.schemaVersion).contains(locked) {
+                throw ClaimError.unknownSchema(locked, known: PostgresStore.schemaVersion)
             }
             if locked == PostgresStore.schemaVersion { return }
             for step in PostgresStore.migrations[locked...] {

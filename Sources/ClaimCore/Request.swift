@@ -73,7 +73,8 @@ public struct Request: Sendable {
             throw ClaimError(.invalidRequest, "unknown action; expected one of: \(known)")
         }
         if let id = requestID, !Request.isValidRequestID(id) {
-            throw ClaimError(.invalidRequest, "field \"request_id\" must be at most 128 characters")
+            throw ClaimError(
+                .invalidRequest, "field \"request_id\" must be at most 128 characters, without control characters")
         }
         guard let rawUsername else {
             throw ClaimError(.invalidRequest, "missing field \"username\"")
@@ -116,7 +117,10 @@ public struct Request: Sendable {
         return (1...128).contains(bytes.count) && bytes.allSatisfy { (0x21...0x7E).contains($0) }
     }
 
-    static func isValidRequestID(_ s: String) -> Bool { s.unicodeScalars.count <= 128 }
+    /// At most 128 characters, none of them a control character: it goes into logs and a text column.
+    static func isValidRequestID(_ s: String) -> Bool {
+        s.unicodeScalars.count <= 128 && !s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+    }
 
     /// A field name safe to put in a message: at most 64 characters.
     static func printable(_ key: String) -> String {

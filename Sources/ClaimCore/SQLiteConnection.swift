@@ -79,7 +79,8 @@ final class SQLiteConnection {
         for (i, value) in bindings.enumerated() {
             let bound: Int32
             if let value {
-                bound = sqlite3_bind_text(statement, Int32(i + 1), value, -1, csqlite_transient())
+                // With its byte count: -1 would stop at an embedded NUL and store less than was given.
+                bound = sqlite3_bind_text(statement, Int32(i + 1), value, Int32(value.utf8.count), csqlite_transient())
             } else {
                 bound = sqlite3_bind_null(statement, Int32(i + 1))
             }

@@ -36,8 +36,8 @@ public final class SQLiteStore: ClaimStore {
         }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
         let version = try currentVersion()
-        if version > SQLiteStore.schemaVersion {
-            throw ClaimError.newerSchema(version, known: SQLiteStore.schemaVersion)
+        if !(0...SQLiteStore.schemaVersion).contains(version) {
+            throw ClaimError.unknownSchema(version, known: SQLiteStore.schemaVersion)
         }
         try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
         do throws(SQLiteError) {
@@ -109,8 +109,8 @@ public final class SQLiteStore: ClaimStore {
         try connection.writeTransaction { () throws(ClaimError) in
             // Another process may have migrated while we waited for the lock.
             let locked = try currentVersion()
-            if locked > SQLiteStore.schemaVersion {
-                throw ClaimError.newerSchema(locked, known: SQLiteStore.schemaVersion)
+            if !(0...SQLiteStore.schemaVersion).contains(locked) {
+                throw ClaimError.unknownSchema(locked, known: SQLiteStore.schemaVersion)
             }
             for step in SQLiteStore.migrations[locked...] {
                 for statement in step {

@@ -54,8 +54,7 @@ func readStdin(limit: Int) -> [UInt8] {
 // `CommandLine.arguments` would build an Array of Strings on every request just to look for one word.
 if CommandLine.argc > 1, let first = CommandLine.unsafeArgv[1], strcmp(first, "migrate") == 0 {
     let result = Handler.migrate(environment: environment)
-    write(result.line, to: 1)
-    exit(result.exitCode)
+    exit(write(result.line, to: 1) ? result.exitCode : exitStdoutLost)
 }
 let outcome = Handler.handle(input: readStdin(limit: Request.maxBytes), environment: environment)
 let delivered = write(outcome.response.line, to: 1)

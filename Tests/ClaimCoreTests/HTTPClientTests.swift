@@ -194,15 +194,34 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
         #expect(error?.detail.contains("loopback") == true)
     }
 
-    @Test func environmentFromVariables() {
-        let environment = HTTPClient.Environment([
-            "SSL_CERT_FILE": "/ca.pem", "SSL_CERT_DIR": "", "https_proxy": "http://p:3128", "NO_PROXY": "a,b",
-            "no_proxy": "c",
-        ])
+    /// The production path: Config reads the variables (upper case first, empty = unset) and checks them.
+    @Test func environmentFromConfig() throws {
+        let variables = [
+            "CLAIM_AUTH": "trusted", "SSL_CERT_FILE": "/ca.pem", "SSL_CERT_DIR": "", "https_proxy": "http://p:3128",
+            "NO_PROXY": "a,b", "no_proxy": "c",
+        ]
+        let environment = try Config.load { variables[$0] }.http
         #expect(environment.sslCertFile == "/ca.pem")
         #expect(environment.sslCertDir == nil)
         #expect(environment.httpsProxy == "http://p:3128")
         #expect(environment.noProxy == "a,b")
+    }
+
+    @Test(arguments: [
+        ("LEETCODE_GRAPHQL_URL", "ftp://leetcode.com/graphql", "LEETCODE_GRAPHQL_URL"),
+        ("LEETCODE_GRAPHQL_URL", "http://leetcode.com/graphql", "LEETCODE_GRAPHQL_URL"),
+        ("HTTPS_PROXY", "https://proxy:3128", "HTTPS_PROXY"),
+        ("HTTPS_PROXY", "http://bob:s3cretpw@proxy:3128", "HTTPS_PROXY"),
+    ])
+    func badNetworkSettingsAreMisconfiguredAtLoad(name: String, value: String, named: String) {
+        let variables = ["CLAIM_AUTH": "trusted", name: value]
+        #expect {
+            _ = try Config.load { variables[$0] }
+        } throws: { error in
+            guard let error = error as? ClaimError else { return false }
+            return error.code == .misconfigured && error.message.contains(named)
+                && !(error.detail ?? "").contains("s3cretpw") && !error.message.contains("s3cretpw")
+        }
     }
 }
 

@@ -155,7 +155,7 @@ def expect(data, mode):
     action, request_id = fields.get("action"), fields.get("request_id")
     echo = {
         "action": action if isinstance(action, str) and action in ACTIONS else None,
-        "request_id": request_id if isinstance(request_id, str) and len(request_id) <= 128 else None,
+        "request_id": request_id if isinstance(request_id, str) and request_id_ok(request_id) else None,
     }
     if mode == "unset":
         return Expect("misconfigured", **echo)
@@ -164,7 +164,7 @@ def expect(data, mode):
             return Expect("invalid_request", **echo)
     if action not in ACTIONS:
         return Expect("invalid_request", **echo)
-    if request_id is not None and len(request_id) > 128:
+    if request_id is not None and not request_id_ok(request_id):
         return Expect("invalid_request", **echo)
     if "username" not in fields:
         return Expect("invalid_request", **echo)
@@ -285,8 +285,13 @@ def valid_uid(rng):
     return "".join(chr(rng.randint(0x21, 0x7E)) for _ in range(rng.randint(1, 40)))
 
 
+def request_id_ok(request_id):
+    """README: at most 128 characters (Unicode scalars), none a control character (below 0x20, or DEL)."""
+    return len(request_id) <= 128 and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in request_id)
+
+
 def valid_request_id(rng):
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_ :'\";\\/%\u00e9\u212a\U0001F600\u0000\u2028"
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_ :'\";\\/%\u00e9\u212a\U0001F600\u2028"
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
 
 
@@ -697,11 +702,12 @@ class Generator:
                                     ("\u0000", "nul"), ("\u2028", "separator")):
                     for n in (127, 128, 129, 1000):
                         rid = unit * n
+                        refused = n > 128 or label == "nul"  # a control character is refused at any length
                         add(f"request-id-{label}", [("action", action), ("username", "ok"), ("user_id", "u1"),
-                                                    ("request_id", rid)], "invalid_request" if n > 128 else None)
+                                                    ("request_id", rid)], "invalid_request" if refused else None)
                         add(f"request-id-{label}-bad-username", [("action", action), ("username", "b@d"),
                             ("user_id", "u1"), ("request_id", rid)],
-                            "invalid_request" if n > 128 else "invalid_username")
+                            "invalid_request" if refused else "invalid_username")
                 # Combining marks count as scalars: 64 x (e + U+0301) is 128 scalars, 65 x is 130.
                 for n in (64, 65):
                     add("request-id-combining", [("action", action), ("username", "x"), ("request_id", "e\u0301" * n)],
