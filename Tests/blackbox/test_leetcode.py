@@ -178,3 +178,16 @@ def test_static_binary_in_empty_chroot_resolves_and_verifies(tmp_path, leetcode)
     response, exit_code = chrooted(request("verify", "scratch"))
     assert exit_code == 0 and response["status"] == 200 and response["result"]["verified_via"] == "leetcode", response
     assert sorted(os.listdir(root)) == ["ca.pem", "data", "etc", "leetcode-claim"]
+
+
+@pytest.mark.parametrize("variable,value", [
+    ("HTTPS_PROXY", "http://bob:s3cretpw@127.0.0.1:9"),
+    ("LEETCODE_GRAPHQL_URL", "https://bob:s3cretpw@localhost:9/graphql"),
+])
+def test_credentials_in_urls_never_reach_the_output(tmp_path, leetcode, variable, value):
+    env = env_for(tmp_path, leetcode)
+    env[variable] = value
+    result = run(request("verify", "alice"), env)
+    assert (result.status, result.code, result.exit) == (500, "misconfigured", 78)
+    assert variable in result.response["error"]["message"]
+    assert b"s3cretpw" not in result.stdout and b"s3cretpw" not in result.stderr
