@@ -37,6 +37,13 @@ public protocol ClaimStore: AnyObject {
 }
 
 extension ClaimError {
+    // The refusals every store answers, written once: both backends must answer byte-identical responses.
+    static let alreadyClaimed = ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+    static let otherProfileHeld = ClaimError(
+        .userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+    static let notClaimed = ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
+    static let notOwner = ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
+
     /// A database whose schema version this binary does not know (newer, or not a version at all): refused before
     /// anything about it changes, whatever the backend.
     static func unknownSchema(_ found: Int, known: Int) -> ClaimError {

@@ -252,10 +252,6 @@ public final class PostgresStore: ClaimStore {
         INSERT INTO claim_events (at, event, username, user_id, request_id, detail) VALUES ($1, $2, $3, $4, $5, $6)
         """
 
-    static let otherProfile = ClaimError(
-        .userHasOtherProfile, "you already own a different LeetCode profile; release it first")
-    static let alreadyClaimed = ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
-
     public func claim(
         username: String, userID: String, verifiedVia: String, profile: LeetCodeProfile? = nil, requestID: String?,
         nowMs: Int64
@@ -269,10 +265,10 @@ public final class PostgresStore: ClaimStore {
                 [
                     ("SELECT claimed_by FROM profiles WHERE username = $1 FOR UPDATE", [username]),
                     (PostgresStore.claimSQL, [username, userID, now, verifiedVia]),
-                ], oneProfilePerUser: PostgresStore.otherProfile)
+                ], oneProfilePerUser: ClaimError.otherProfileHeld)
             let previousOwner = results.first?.first?.first ?? nil
             guard let row = results.last?.first, row.count == 3, let owner = row[0], let claimedAt = row[1] else {
-                throw PostgresStore.alreadyClaimed
+                throw ClaimError.alreadyClaimed
             }
             if let profile {
                 queueSnapshot(profile, username: username, userID: userID, at: now)
@@ -302,9 +298,9 @@ public final class PostgresStore: ClaimStore {
                 ])
             if results.first?.isEmpty ?? true {
                 if (results.last?.first?.first ?? nil) == nil {
-                    throw ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
+                    throw ClaimError.notClaimed
                 }
-                throw ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
+                throw ClaimError.notOwner
             }
             queueEvent("release", username: username, userID: userID, requestID: requestID, at: now)
         }
@@ -435,8 +431,8 @@ extension PostgresStore {
             ])
         let owner = results.first?.first?.first ?? nil
         let other = results.last?.first?.first ?? nil
-        if let owner, owner != userID { throw PostgresStore.alreadyClaimed }
-        if other != nil { throw PostgresStore.otherProfile }
+        if let owner, owner != userID { throw ClaimError.alreadyClaimed }
+        if other != nil { throw ClaimError.otherProfileHeld }
         return owner == userID
     }
 

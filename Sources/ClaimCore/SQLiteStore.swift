@@ -221,12 +221,12 @@ public final class SQLiteStore: ClaimStore {
                     .first?.first ?? nil
                 rows = try connection.query(SQLiteStore.claimSQL, [username, userID, now, verifiedVia])
             } catch  where error.code == SQLiteError.constraintUnique && error.message.hasSubstring("claimed_by") {
-                throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+                throw ClaimError.otherProfileHeld
             } catch {
                 throw error.claimError(context: "claim")
             }
             guard let row = rows.first, let owner = row[0], let claimedAt = row[1] else {
-                throw ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+                throw ClaimError.alreadyClaimed
             }
             let event = previousOwner == userID ? "reverify" : "claim"
             if let profile {
@@ -264,9 +264,9 @@ public final class SQLiteStore: ClaimStore {
             }
             if released.isEmpty {
                 if owner == nil {
-                    throw ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
+                    throw ClaimError.notClaimed
                 }
-                throw ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
+                throw ClaimError.notOwner
             }
             try recordEvent("release", username: username, userID: userID, requestID: requestID, at: now)
         }
@@ -391,10 +391,10 @@ extension SQLiteStore {
             throw error.claimError(context: "pre-check")
         }
         if let owner, owner != userID {
-            throw ClaimError(.alreadyClaimed, "this LeetCode profile is already claimed by another user")
+            throw ClaimError.alreadyClaimed
         }
         if other != nil {
-            throw ClaimError(.userHasOtherProfile, "you already own a different LeetCode profile; release it first")
+            throw ClaimError.otherProfileHeld
         }
         return owner == userID
     }
