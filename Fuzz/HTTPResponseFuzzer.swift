@@ -1,7 +1,7 @@
 // libFuzzer target (b): the bytes an HTTP peer sends -> `ResponseParser` (status line, headers, Content-Length /
 // chunked / read-to-close bodies, interim 1xx responses) -> what LeetCodeClient makes of the response. Compiled by
-// Fuzz/run.sh together with Sources/ClaimCore/*.swift into one module: `ResponseParser` is internal, so it is fed
-// directly, exactly as `HTTPClient.post` feeds it from its socket reads, with no socket in between.
+// Fuzz/run.sh together with every Swift file under Sources/ClaimCore into one module: `ResponseParser` is internal,
+// so it is fed directly, exactly as `HTTPClient.post` feeds it from its socket reads, with no socket in between.
 //
 // Input layout: byte 0 picks the body cap, byte 1 the read size for the split replay, the rest is what the peer
 // sends before closing the connection.

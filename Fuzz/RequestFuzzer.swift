@@ -1,6 +1,6 @@
 // libFuzzer target (a): stdin bytes -> validated, authenticated Request, the path `Handler.handle` takes before it
-// touches the database. Compiled by Fuzz/run.sh together with Sources/ClaimCore/*.swift into one module, so
-// internal declarations are visible; nothing here opens a file or a socket.
+// touches the database. Compiled by Fuzz/run.sh together with every Swift file under Sources/ClaimCore into one
+// module, so internal declarations are visible; nothing here opens a file or a socket.
 //
 // Besides "does not trap", it checks properties any input must keep:
 //   - only payload_too_large / invalid_json come out of parseObject, only invalid_request / invalid_username out of

@@ -3,7 +3,7 @@
 #
 #     Fuzz/run.sh [SECONDS]      # default 60: fuzz each target for SECONDS (both at once, one per core)
 #
-# Targets (each is Sources/ClaimCore/*.swift plus one harness, compiled as one module with ASan):
+# Targets (each is every Swift file under Sources/ClaimCore plus one harness, compiled as one module with ASan):
 #   request  Fuzz/RequestFuzzer.swift       stdin bytes -> Request.parseObject -> Request.init -> authenticate
 #   http     Fuzz/HTTPResponseFuzzer.swift  peer bytes -> ResponseParser -> LeetCodeClient's reading of them
 #
@@ -22,6 +22,7 @@ targets=(request http)
 declare -A harness=([request]=Fuzz/RequestFuzzer.swift [http]=Fuzz/HTTPResponseFuzzer.swift)
 declare -A max_len=([request]=4096 [http]=4096)
 mkdir -p "$out"
+mapfile -t sources < <(find Sources/ClaimCore -name '*.swift' | sort)
 
 # The Swift runtime's backtracer would otherwise take over a trap and wait on it; libFuzzer must see the signal
 # to write the crashing input.
@@ -33,7 +34,7 @@ build() {
     # Same language mode and upcoming features as Package.swift; -O keeps Swift's overflow and bounds traps.
     swiftc -sanitize=fuzzer,address -parse-as-library -swift-version 6 -enable-upcoming-feature ExistentialAny \
         -O -module-name ClaimCore -I Sources/CSQLite -I Sources/COpenSSL \
-        Sources/ClaimCore/*.swift "${harness[$target]}" -lsqlite3 -lssl -lcrypto \
+        "${sources[@]}" "${harness[$target]}" -lsqlite3 -lssl -lcrypto \
         -o "$out/$target-fuzzer" 2> >(grep -v "Cannot export local symbol" >&2)
 }
 
