@@ -1,3 +1,11 @@
+/// A profile's owner as stored.
+public struct Claim: Sendable, Equatable {
+    public var username: String
+    public var claimedBy: String
+    public var claimedAt: String
+    public var verifiedVia: String
+}
+
 /// What the handler needs from a claim store. Two conformers: `SQLiteStore` (embedded, one host) and
 /// `PostgresStore` (a server, many hosts); both decide a claim with one guarded upsert.
 public protocol ClaimStore: AnyObject {
