@@ -38,7 +38,7 @@ import Testing
         #expect(url.host == "::1")
         #expect(url.port == 5433)
         #expect(url.isIPLiteral)
-        #expect(url.redacted == "postgres://u@[::1]:5433/d?sslmode=prefer")
+        #expect(url.redacted == "postgres://[::1]:5433/d?sslmode=prefer")
     }
 
     @Test func supabasePoolerUserWithDot() throws {
@@ -53,9 +53,9 @@ import Testing
         #expect(try PostgresURL("postgres://u@h/d?sslrootcert=system").sslRootCert == nil)
     }
 
-    @Test func redactedHasNoPassword() throws {
+    @Test func redactedHasNoUserInformation() throws {
         let url = try PostgresURL("postgres://us%20er:topsecret@h:1/d%2Fb?sslmode=require")
-        #expect(url.redacted == "postgres://us%20er@h:1/d%2Fb?sslmode=require")
+        #expect(url.redacted == "postgres://h:1/d%2Fb?sslmode=require")
     }
 
     @Test(arguments: [
@@ -69,7 +69,11 @@ import Testing
         ("postgres://u:p@[::1/d", "]"),
         ("postgres://u:p@h/d?sslmode=maybe", "sslmode must be one of"),
         ("postgres://u:p@h/d?sslmode=require&sslmode=disable", "twice"),
-        ("postgres://u:p@h/d?pgbouncer=true", "not supported"),
+        ("postgres://u:p@h/d?pgbouncer=true", "does not support"),
+        ("postgres://u:p@h/d?require_auth=kerberos", "require_auth lists a method"),
+        ("postgres://u:p@h/d?require_auth=md5,!password", "mixes"),
+        ("postgres://u:p@h/d?require_auth=md5,md5", "twice"),
+        ("postgres://u:p@h/d?require_auth=!", "require_auth lists a method"),
         ("postgres://u:p@h/d?connect_timeout=0", "connect_timeout"),
         ("postgres://u:p%zz@h/d", "percent-escape"),
         ("postgres://u:p%00@h/d", "%00"),
@@ -79,6 +83,34 @@ import Testing
     func refused(url: String, reason: String) throws {
         let error = try #require(throws: PostgresURL.Invalid.self) { _ = try PostgresURL(url) }
         #expect(error.reason.contains(reason), "\(error.reason)")
+    }
+
+    @Test func requireAuthDefaultsToAnyMethod() throws {
+        #expect(try PostgresURL("postgres://u@h/d").requireAuth == .all)
+        #expect(try PostgresURL("postgres://u@h/d?require_auth=scram-sha-256").requireAuth == .scramSHA256)
+        #expect(
+            try PostgresURL("postgres://u@h/d?require_auth=!password,!md5").requireAuth
+                == [.gss, .sspi, .scramSHA256, .none])
+        #expect(try PostgresURL("postgres://u@h/d?require_auth=none").requireAuth == .none)
+    }
+
+    /// An operator who forgot to percent-encode a reserved character in the password: whatever the URL turns
+    /// into, a refusal quotes none of it (the issue's example, then every reserved character).
+    @Test func misEncodedPasswordIsNeverQuoted() throws {
+        let example = "postgres://claim:pa@ss?TopSecret@db.example/claims"
+        let error = try #require(throws: PostgresURL.Invalid.self) { _ = try PostgresURL(example) }
+        #expect(!error.reason.contains("TopSecret") && !error.reason.contains("ss?"), "\(error.reason)")
+        #expect(error.reason.contains("percent-encode"))
+        for c in [":", "/", "?", "#", "[", "]", "@", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", "%", " "] {
+            let url = "postgres://claim:Top\(c)SecretX9@db.example:5432/claims?sslmode=require"
+            do throws(PostgresURL.Invalid) {
+                let parsed = try PostgresURL(url)
+                // Accepted: the fragments must still not be anywhere but in the password.
+                #expect(!parsed.redacted.contains("SecretX9") && !parsed.redacted.contains("Top"), "\(c)")
+            } catch {
+                #expect(!error.reason.contains("SecretX9") && !error.reason.contains("Top"), "\(c): \(error.reason)")
+            }
+        }
     }
 
     @Test func refusalNeverEchoesThePassword() throws {
@@ -192,104 +224,7 @@ import Testing
 
     @Test func md5Password() throws {
         // md5(md5("pencil" + "user") hex + salt) computed independently with Python's hashlib.
-        let answer = try PostgresConnection.md5Password(user: "user", password: "pencil", salt: [1, 2, 3, 4])
+        let answer = AuthenticationStateMachine.md5Password(user: "user", password: "pencil", salt: [1, 2, 3, 4])
         #expect(answer == "md54376eb6913b38f9aaff38dc7cf19ca76")
-    }
-}
-
-/// Frontend message encoding and backend message decoding, byte for byte
-/// (https://www.postgresql.org/docs/15/protocol-message-formats.html).
-@Suite struct PostgresMessageTests {
-    @Test func sslRequest() {
-        #expect(Message.sslRequest() == [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F])
-    }
-
-    @Test func startup() {
-        let bytes = Message.startup([("user", "u"), ("database", "d")])
-        let body: [UInt8] = [0, 3, 0, 0] + Array("user\0u\0database\0d\0\0".utf8)
-        #expect(bytes == [0, 0, 0, UInt8(body.count + 4)] + body)
-    }
-
-    @Test func parseBindExecuteSync() {
-        #expect(Message.parse("SELECT 1") == [UInt8(ascii: "P"), 0, 0, 0, 16, 0] + Array("SELECT 1\0".utf8) + [0, 0])
-        let bind = Message.bind(["ab", nil])
-        let body: [UInt8] = [0, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0x61, 0x62, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0]
-        #expect(bind == [UInt8(ascii: "B"), 0, 0, 0, UInt8(body.count + 4)] + body)
-        #expect(Message.execute() == [UInt8(ascii: "E"), 0, 0, 0, 9, 0, 0, 0, 0, 0])
-        #expect(Message.sync() == [UInt8(ascii: "S"), 0, 0, 0, 4])
-        #expect(Message.terminate() == [UInt8(ascii: "X"), 0, 0, 0, 4])
-    }
-
-    @Test func saslMessages() {
-        let initial = Message.saslInitialResponse("SCRAM-SHA-256", Array("n,,n=,r=x".utf8))
-        let body = Array("SCRAM-SHA-256\0".utf8) + [0, 0, 0, 9] + Array("n,,n=,r=x".utf8)
-        #expect(initial == [UInt8(ascii: "p"), 0, 0, 0, UInt8(body.count + 4)] + body)
-        #expect(Message.password(Array("pw".utf8)) == [UInt8(ascii: "p"), 0, 0, 0, 7, 0x70, 0x77, 0])
-    }
-
-    @Test func readerSplitsMessagesAcrossReads() throws {
-        var reader = MessageReader()
-        let stream: [UInt8] =
-            [UInt8(ascii: "Z"), 0, 0, 0, 5, UInt8(ascii: "I")]
-            + [UInt8(ascii: "D"), 0, 0, 0, 16, 0, 2, 0, 0, 0, 2, 0x68, 0x69, 0xFF, 0xFF, 0xFF, 0xFF]
-        var messages: [BackendMessage] = []
-        for byte in stream {  // one byte per read: the worst a network can do
-            reader.append([byte][...])
-            while let message = try reader.next() { messages.append(message) }
-        }
-        #expect(messages.count == 2)
-        #expect(messages[0] == BackendMessage(type: UInt8(ascii: "Z"), body: [UInt8(ascii: "I")]))
-        #expect(try Message.dataRow(messages[1].body) == ["hi", nil])
-    }
-
-    @Test func readerRefusesAbsurdLengths() {
-        var reader = MessageReader()
-        reader.append([UInt8(ascii: "D"), 0x7F, 0xFF, 0xFF, 0xFF][...])
-        #expect(throws: PostgresError.self) { _ = try reader.next() }
-        var short = MessageReader()
-        short.append([UInt8(ascii: "D"), 0, 0, 0, 3][...])
-        #expect(throws: PostgresError.self) { _ = try short.next() }
-    }
-
-    @Test func truncatedDataRowIsAProtocolError() {
-        #expect(throws: PostgresError.self) { _ = try Message.dataRow([0, 1, 0, 0, 0, 5, 0x61]) }
-    }
-
-    @Test func errorResponseFields() {
-        let body = Array("SERROR\0VERROR\0C23505\0Mduplicate key value\0nprofiles_one_per_user\0\0".utf8)
-        let error = PostgresError(fields: Message.errorFields(body))
-        #expect(error.sqlState == "23505")
-        #expect(error.message == "duplicate key value")
-        #expect(error.constraint == "profiles_one_per_user")
-        #expect(!error.endsSession)
-        let fatal = PostgresError(fields: Message.errorFields(Array("SFATAL\0C28P01\0Mpassword failed\0\0".utf8)))
-        #expect(fatal.endsSession)
-        #expect(fatal.claimError(context: "connect").code == .storeUnavailable)
-    }
-
-    @Test(arguments: [
-        ("28P01", ClaimError.Code.storeUnavailable), ("28000", .storeUnavailable), ("3D000", .storeUnavailable),
-        ("53300", .storeBusy), ("55P03", .storeBusy), ("40001", .storeBusy), ("40P01", .storeBusy),
-        ("57P01", .storeUnreachable), ("57P03", .storeUnreachable), ("08006", .storeUnreachable),
-        ("42P01", .storeUnavailable),
-    ])
-    func sqlStateMapping(state: String, code: ClaimError.Code) {
-        #expect(PostgresError(.server, "x", sqlState: state).claimError(context: "t").code == code)
-    }
-
-    @Test func networkFailuresAreRetryableExceptTLS() {
-        let refused = PostgresError(NetworkFailure(.connect, "127.0.0.1:1: Connection refused"))
-        #expect(refused.claimError(context: "connect").code == .storeUnreachable)
-        #expect(refused.claimError(context: "connect").retryAfterSeconds == 1)
-        #expect(PostgresError(NetworkFailure(.timeout, "t")).claimError(context: "c").code == .storeUnreachable)
-        #expect(PostgresError(NetworkFailure(.reset, "eof")).claimError(context: "c").code == .storeUnreachable)
-        #expect(PostgresError(NetworkFailure(.tls, "bad cert")).claimError(context: "c").code == .storeUnavailable)
-    }
-
-    @Test func logDetailCarriesTheSQLNotTheValues() {
-        var error = PostgresError(fields: Message.errorFields(Array("SERROR\0C23505\0Mduplicate\0Dsecret\0\0".utf8)))
-        error.sql = "INSERT INTO t\n    VALUES ($1)"
-        let detail = error.claimError(context: "claim").detail ?? ""
-        #expect(detail == "claim: PostgreSQL error 23505: duplicate in `INSERT INTO t VALUES ($1)`")
     }
 }

@@ -49,12 +49,18 @@ public struct ClaimError: Error, CustomStringConvertible {
     public var retryAfterSeconds: Int?
     /// Extra context for the log line only (SQLite's message, the upstream's status, ...).
     public var detail: String?
+    /// The backend's own error, for the one place that decides whether to retry (never shown to the caller).
+    public var underlying: (any Error)?
 
-    public init(_ code: Code, _ message: String, retryAfterSeconds: Int? = nil, detail: String? = nil) {
+    public init(
+        _ code: Code, _ message: String, retryAfterSeconds: Int? = nil, detail: String? = nil,
+        underlying: (any Error)? = nil
+    ) {
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
         self.detail = detail
+        self.underlying = underlying
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

@@ -9,7 +9,8 @@ public struct JSONParseError: Error, Equatable, CustomStringConvertible {
 ///
 /// Stricter than `JSONDecoder` on purpose: duplicate object keys are an error (two layers must never read
 /// different values from one request), invalid UTF-8 and lone surrogates are errors, and nesting is capped so
-/// hostile input cannot exhaust the stack.
+/// hostile input cannot exhaust the stack. A budget of values bounds the tree it builds: each array or object
+/// costs an allocation, so a peer's megabyte of `[[[…]]]` must be refused, not built.
 public struct JSONParser {
     /// Deepest nesting of arrays and objects accepted.
     public static let maxDepth = 64
@@ -17,13 +18,22 @@ public struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
+    /// Values (of any type, at any depth) that may still be parsed.
+    private var valuesLeft: Int
+    private let maxValues: Int
 
-    private init(_ bytes: [UInt8]) { self.bytes = bytes }
+    private init(_ bytes: [UInt8], maxValues: Int) {
+        self.bytes = bytes
+        self.maxValues = maxValues
+        valuesLeft = maxValues
+    }
 
     /// Parses one JSON text: a single value with optional surrounding whitespace.
+    /// - Parameter maxValues: the most values the text may hold, counting every array, object, member value and
+    ///   element at any depth.
     /// - Throws: `JSONParseError` naming the first problem.
-    public static func parse(_ bytes: [UInt8]) throws(JSONParseError) -> JSON {
-        var parser = JSONParser(bytes)
+    public static func parse(_ bytes: [UInt8], maxValues: Int = .max) throws(JSONParseError) -> JSON {
+        var parser = JSONParser(bytes, maxValues: maxValues)
         parser.skipWhitespace()
         if parser.index == bytes.count { throw JSONParseError(reason: "empty input", offset: 0) }
         let value = try parser.parseValue()
@@ -56,6 +66,8 @@ public struct JSONParser {
 
     private mutating func parseValue() throws(JSONParseError) -> JSON {
         guard index < bytes.count else { throw failure("unexpected end of input") }
+        valuesLeft -= 1
+        if valuesLeft < 0 { throw failure("more than \(maxValues) values") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()

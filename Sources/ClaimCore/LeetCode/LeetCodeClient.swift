@@ -3,6 +3,9 @@ public enum LeetCodeClient {
     public static let defaultURL = "https://leetcode.com/graphql"
     /// Responses over this are `leetcode_bad_response`; a profile is a few KiB.
     public static let maxResponseBytes = 1024 * 1024
+    /// The most JSON values an answer may hold: a profile is about 30, and every value the parser builds costs
+    /// memory, so a megabyte of nested arrays beside a valid `data` is refused rather than built.
+    public static let maxResponseValues = 4096
     /// Seconds a caller should wait after LeetCode was unreachable, blocked or failing.
     public static let unavailableRetryAfter = 30
     /// Seconds a caller should wait after a 429 without a usable Retry-After.
@@ -114,7 +117,7 @@ public enum LeetCodeClient {
         }
         let json: JSON
         do throws(JSONParseError) {
-            json = try JSONParser.parse(body)
+            json = try JSONParser.parse(body, maxValues: maxResponseValues)
         } catch {
             throw bad("malformed JSON: \(error)")
         }
@@ -122,6 +125,12 @@ public enum LeetCodeClient {
         let user = json["data"]?["matchedUser"]
         if case .object = user {
             guard let name = user?["username"]?.stringValue else { throw bad("matchedUser.username is not a string") }
+            // The answer must be about the user we asked for: another user's profile with the code in its About me
+            // proves nothing about this one. LeetCode matches usernames case-insensitively; ASCII only, so that a
+            // look-alike such as the Kelvin sign cannot fold into a letter.
+            guard asciiLowercased(name) == asciiLowercased(username) else {
+                throw bad("matchedUser.username \"\(name.prefix(80))\" is not the requested \"\(username)\"")
+            }
             guard let profile = user?["profile"], case .object = profile else {
                 throw bad("matchedUser.profile is not an object")
             }
@@ -154,6 +163,10 @@ public enum LeetCodeClient {
         if !messages.isEmpty { throw bad("GraphQL errors: \(messages.joined(separator: " | ").prefix(200))") }
         if user == .null { throw notFound }
         throw bad(user.map { "matchedUser is a \($0.typeName)" } ?? "no data.matchedUser")
+    }
+
+    private static func asciiLowercased(_ text: String) -> [UInt8] {
+        text.utf8.map { (0x41...0x5A).contains($0) ? $0 + 0x20 : $0 }
     }
 
     /// A count or rank as the snapshot stores it: 0...Int32.max (a PostgreSQL INTEGER), else unknown.

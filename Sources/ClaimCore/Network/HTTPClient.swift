@@ -108,28 +108,19 @@ public enum HTTPClient {
             proxy = try proxyEndpoint(setting)
         }
         let peer = proxy ?? target
-        var stream: NetworkStream
+        let stream: NetworkStream
         do throws(NetworkFailure) {
             stream = try NetworkStream.connect(host: peer.host, port: peer.port, deadline: deadline)
         } catch {
             throw proxy == nil ? HTTPFailure(error) : HTTPFailure(HTTPFailure(error).kind, "proxy \(error.detail)")
         }
-        var context: OpaquePointer?
-        defer {
-            stream.close()
-            SSL_CTX_free(context)
-        }
         if proxy != nil { try tunnel(stream, to: target) }
         if target.tls {
             // Trusts SSL_CERT_FILE / SSL_CERT_DIR when set, else the system's hashed CA directory.
-            let verifying = try network { () throws(NetworkFailure) in
-                try NetworkStream.tlsContext(
-                    caFile: environment.sslCertFile, caDir: environment.sslCertDir, verify: true)
-            }
-            context = verifying
             try network { () throws(NetworkFailure) in
                 try stream.startTLS(
-                    context: verifying, host: target.host, isIPLiteral: target.isIPLiteral, checkHost: true)
+                    host: target.host, isIPLiteral: target.isIPLiteral, verify: true, checkHost: true,
+                    caFile: environment.sslCertFile, caDir: environment.sslCertDir)
             }
         }
 
@@ -164,6 +155,8 @@ public enum HTTPClient {
             if count == 0 { throw HTTPFailure(.proxy, "proxy closed the connection during CONNECT") }
             raw += buffer[0..<count]
             if let end = headEnd(raw) {  // a few hundred bytes at most: rescanning is fine
+                // However the bytes were split into reads: the cap is on the head, not on what one read held.
+                if end > maxHeadBytes { throw HTTPFailure(.proxy, "proxy's CONNECT answer is too large") }
                 let status = try parseHead(raw[0..<end]).status
                 guard (200..<300).contains(status) else {
                     throw HTTPFailure(.proxy, "proxy answered CONNECT \(authority) with HTTP \(status)")

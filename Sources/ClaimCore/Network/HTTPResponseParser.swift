@@ -52,8 +52,12 @@ struct ResponseParser {
     private var position = 0
     /// Where the next search for a line end starts: bytes before it are known to hold none.
     private var scanned = 0
+    /// Bytes of interim (1xx) heads already dropped: they count against the head cap too.
+    private var interimBytes = 0
 
     init(maxBody: Int) { self.maxBody = maxBody }
+
+    private static let headTooLarge = HTTPFailure(.tooLarge, "header section over 64 KiB")
 
     /// Adds received bytes; returns the response once it is complete.
     mutating func feed(_ bytes: ArraySlice<UInt8>) throws(HTTPFailure) -> HTTPResponse? {
@@ -63,14 +67,18 @@ struct ResponseParser {
             throw HTTPFailure(.tooLarge, "response over \(maxBody) bytes")
         }
         while head == nil {
+            // The cap holds however the bytes arrive: on the head's own length once its end is seen, and on what
+            // has arrived while it is not, so one large read and many small ones meet the same limit.
             guard let end = headEnd(raw, from: scanned) else {
-                if raw.count > HTTPClient.maxHeadBytes { throw HTTPFailure(.tooLarge, "header section over 64 KiB") }
+                if interimBytes + raw.count > HTTPClient.maxHeadBytes { throw Self.headTooLarge }
                 scanned = raw.count
                 return nil
             }
+            if interimBytes + end > HTTPClient.maxHeadBytes { throw Self.headTooLarge }
             let parsed = try parseHead(raw[0..<end])
             if (100..<200).contains(parsed.status) {
                 raw.removeFirst(end)  // interim response such as 100 Continue
+                interimBytes += end
                 scanned = 0
                 continue
             }

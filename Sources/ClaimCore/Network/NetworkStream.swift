@@ -52,10 +52,11 @@ struct Deadline {
 }
 
 /// A TCP connection's byte stream, plain or TLS over OpenSSL, on a non-blocking socket: every wait is a `poll`
-/// bounded by `deadline`. Shared by `HTTPClient` and `PostgresConnection`; the owner calls `close()`.
-struct NetworkStream {
-    let fd: Int32
-    var ssl: OpaquePointer?
+/// bounded by `deadline`. Shared by `HTTPClient` and `PostgresConnection`. It owns its socket and its TLS session and
+/// frees both when the last reference goes (GRDB's handle owners), so no path can leak or double-close them.
+final class NetworkStream {
+    private let fd: Int32
+    private var ssl: OpaquePointer?
     var deadline: Deadline
 
     /// Hashed CA directory used when no CA file or directory is given. Certificates in it are read lazily, by
@@ -63,8 +64,13 @@ struct NetworkStream {
     /// process).
     static let systemCertDir = "/etc/ssl/certs"
 
+    private init(fd: Int32, deadline: Deadline) {
+        self.fd = fd
+        self.deadline = deadline
+    }
+
     /// Frees the TLS session and closes the socket (without a TLS close_notify: the peer learns from the FIN).
-    func close() {
+    deinit {
         SSL_free(ssl)
         Glibc.close(fd)
     }
@@ -91,7 +97,7 @@ struct NetworkStream {
             next = info.ai_next
             do throws(NetworkFailure) {
                 let fd = try connect(info, label: "\(host):\(port)", deadline: deadline)
-                return NetworkStream(fd: fd, ssl: nil, deadline: deadline)
+                return NetworkStream(fd: fd, deadline: deadline)
             } catch {
                 if error.kind == .timeout { throw error }
                 failure = error  // e.g. ::1 refused, then 127.0.0.1 answers
@@ -130,8 +136,7 @@ struct NetworkStream {
 
     /// A client context (TLS ≥ 1.2). With `verify`, it trusts `caFile` / `caDir` when either is set, else the
     /// system's hashed CA directory; without, it accepts any certificate (PostgreSQL's sslmode=require).
-    /// - Parameter groups: key-exchange groups in order of preference (OpenSSL syntax); nil for OpenSSL's default.
-    static func tlsContext(caFile: String?, caDir: String?, verify: Bool, groups: String? = nil)
+    private static func tlsContext(caFile: String?, caDir: String?, verify: Bool, groups: String?)
         throws(NetworkFailure) -> OpaquePointer
     {
         _ = OpenSSLSetup.ready
@@ -161,12 +166,19 @@ struct NetworkStream {
 
     /// Runs the TLS handshake on this connection; afterwards every read and write goes through TLS.
     /// - Parameters:
+    ///   - verify: verify the certificate chain against `caFile` / `caDir`, else the system's CA directory.
     ///   - checkHost: require the certificate to name `host` (a DNS SAN, or an IP SAN for an address literal).
-    ///     Only meaningful with a verifying context.
-    mutating func startTLS(context: OpaquePointer, host: String, isIPLiteral: Bool, checkHost: Bool)
-        throws(NetworkFailure)
-    {
+    ///     Only meaningful with `verify`.
+    ///   - groups: key-exchange groups in order of preference (OpenSSL syntax); nil for OpenSSL's default.
+    func startTLS(
+        host: String, isIPLiteral: Bool, verify: Bool, checkHost: Bool, caFile: String?, caDir: String?,
+        groups: String? = nil
+    ) throws(NetworkFailure) {
+        let context = try NetworkStream.tlsContext(caFile: caFile, caDir: caDir, verify: verify, groups: groups)
+        // SSL_new takes its own reference to the context, so ours goes now and the session frees the rest.
+        defer { SSL_CTX_free(context) }
         guard let ssl = SSL_new(context) else { throw NetworkFailure(.tlsSetup, "SSL_new: \(openSSLErrorText())") }
+        self.ssl = ssl
         var configured = SSL_set_fd(ssl, fd) == 1
         if isIPLiteral {
             // SNI must not carry an IP address (RFC 6066 §3); the certificate must name it in an IP SAN.
@@ -178,31 +190,25 @@ struct NetworkStream {
             configured = configured && copenssl_set_tlsext_host_name(ssl, host) == 1
         }
         guard configured else {
-            let text = openSSLErrorText()
-            SSL_free(ssl)
-            throw NetworkFailure(.tlsSetup, "configuring the TLS connection: \(text)")
+            throw NetworkFailure(.tlsSetup, "configuring the TLS connection: \(openSSLErrorText())")
         }
-        var handshaking = self
-        handshaking.ssl = ssl
         do throws(NetworkFailure) {
-            _ = try handshaking.perform(phase: "TLS handshake with \(host)", events: 0) { Int(SSL_connect(ssl)) }
+            _ = try perform(phase: "TLS handshake with \(host)", events: 0) { Int(SSL_connect(ssl)) }
         } catch {
-            let verify = SSL_get_verify_result(ssl)
-            SSL_free(ssl)
-            if error.kind == .tls && verify != Int(X509_V_OK) {
-                let reason = String(cString: X509_verify_cert_error_string(verify))
+            let verifyResult = SSL_get_verify_result(ssl)
+            if error.kind == .tls && verifyResult != Int(X509_V_OK) {
+                let reason = String(cString: X509_verify_cert_error_string(verifyResult))
                 throw NetworkFailure(.tls, "certificate of \(host) not accepted: \(reason)")
             }
             throw error
         }
-        self.ssl = ssl
     }
 
     // MARK: - I/O
 
     /// Runs a non-blocking operation until it completes; returns its result (0 for end of stream).
     /// `events` is what a plain socket waits for after EAGAIN; TLS says itself what it waits for.
-    func perform(phase: String, events: Int16, _ operation: () -> Int) throws(NetworkFailure) -> Int {
+    private func perform(phase: String, events: Int16, _ operation: () -> Int) throws(NetworkFailure) -> Int {
         while true {
             // Checked here too, not only before blocking: a peer that never pauses must not outlast the deadline.
             if deadline.remainingMs == 0 {

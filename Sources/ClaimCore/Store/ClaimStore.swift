@@ -51,14 +51,4 @@ extension ClaimError {
         .userHasOtherProfile, "you already own a different LeetCode profile; release it first")
     static let notClaimed = ClaimError(.notClaimed, "this LeetCode profile is not claimed by anyone")
     static let notOwner = ClaimError(.notOwner, "this LeetCode profile is claimed by another user")
-
-    /// A database whose schema version this binary does not know (newer, or not a version at all): refused before
-    /// anything about it changes, whatever the backend.
-    static func unknownSchema(_ found: Int, known: Int) -> ClaimError {
-        ClaimError(
-            .storeUnavailable,
-            found > known
-                ? "the claim database has schema version \(found), newer than this binary's version \(known)"
-                : "the claim database has schema version \(found), which no version of this binary wrote")
-    }
 }

@@ -1,15 +1,19 @@
 /// A failed PostgreSQL exchange: the server's SQLSTATE and message, or what went wrong on the way. Carries the SQL,
 /// never the bound values (nor the server's DETAIL field, which quotes them: "Key (claimed_by)=(user-1)…").
-struct PostgresError: Error, CustomStringConvertible {
+struct PostgresError: Error, Equatable, CustomStringConvertible {
     enum Kind: Equatable {
         /// An ErrorResponse (https://www.postgresql.org/docs/15/protocol-error-fields.html).
         case server
         /// The socket or TLS layer failed: refused, reset, closed, timed out, certificate rejected.
         case network(NetworkFailure.Kind)
-        /// The peer sent something that is not PostgreSQL's protocol v3 as this client speaks it.
+        /// The peer sent something that is not PostgreSQL's protocol v3 as this client speaks it, or more of it
+        /// than a budget allows.
         case protocolViolation
-        /// We cannot or will not authenticate: unsupported method, no password, wrong server signature.
+        /// We cannot authenticate: an unsupported method, or no password for one that needs it.
         case authentication
+        /// The server did not prove it knows the password, tried a weaker method after SCRAM began, or used a
+        /// method `require_auth` forbids.
+        case serverNotTrusted
         /// sslmode requires TLS and the server does not offer it.
         case tlsRefused
     }
@@ -28,11 +32,11 @@ struct PostgresError: Error, CustomStringConvertible {
         self.sqlState = sqlState
     }
 
-    /// From an ErrorResponse's fields.
-    init(fields: [UInt8: String]) {
-        self.init(.server, fields[UInt8(ascii: "M")] ?? "unknown error", sqlState: fields[UInt8(ascii: "C")])
-        constraint = fields[UInt8(ascii: "n")]
-        severity = fields[UInt8(ascii: "V")] ?? fields[UInt8(ascii: "S")]
+    /// From an ErrorResponse.
+    init(_ fields: BackendMessage.ServerError) {
+        self.init(.server, fields.message ?? "unknown error", sqlState: fields.sqlState)
+        constraint = fields.constraint
+        severity = fields.severity
     }
 
     init(_ failure: NetworkFailure) {
@@ -45,6 +49,22 @@ struct PostgresError: Error, CustomStringConvertible {
         case .server: return severity == "FATAL" || severity == "PANIC"
         default: return true
         }
+    }
+
+    /// A serialization failure or deadlock: the transaction may succeed when run again from the start.
+    var isTransient: Bool {
+        sqlState == PostgresError.serializationFailure || sqlState == PostgresError.deadlockDetected
+    }
+
+    /// This error with every occurrence of `secret` in the server's text replaced: a server may echo what it was
+    /// sent (a password given as a user name, a hostile server quoting the cleartext password) into its messages.
+    func redacting(_ secret: String?) -> PostgresError {
+        guard let secret, !secret.isEmpty else { return self }
+        var copy = self
+        copy.message = message.replacingEvery(secret, with: "[password]")
+        copy.constraint = constraint?.replacingEvery(secret, with: "[password]")
+        copy.severity = severity?.replacingEvery(secret, with: "[password]")
+        return copy
     }
 
     var description: String {
@@ -61,54 +81,61 @@ struct PostgresError: Error, CustomStringConvertible {
     static let serializationFailure = "40001"
     static let deadlockDetected = "40P01"
     static let undefinedTable = "42P01"
+    static let tooManyConnections = "53300"
 
-    /// The contract error for a storage failure. Retryable conditions (no server, a server going away, too many
-    /// connections, a lock not obtained in time) are 503s; what a retry cannot fix (authentication, a missing
-    /// database, TLS verification) is `store_unavailable`.
-    func claimError(context: String) -> ClaimError {
-        let detail = "\(context): \(description)"
+    /// Which `StoreFailure` this is. Retryable conditions (no server, a server going away, too many connections, a
+    /// lock not obtained in time) are the 503s; what a retry cannot fix (authentication, a missing database, TLS
+    /// verification, a server breaking the protocol) is `store_unavailable`.
+    var failure: StoreFailure {
         switch kind {
-        case .network(.tls), .network(.tlsSetup):
-            return ClaimError(.storeUnavailable, "the claim database's TLS connection was refused", detail: detail)
-        case .network:
-            return ClaimError(
-                .storeUnreachable, "the claim database cannot be reached; retry shortly", retryAfterSeconds: 1,
-                detail: detail)
-        case .tlsRefused:
-            return ClaimError(.storeUnavailable, "the claim database does not offer TLS", detail: detail)
-        case .authentication:
-            return ClaimError(.storeUnavailable, "the claim database refused the login", detail: detail)
-        case .protocolViolation:
-            return ClaimError(.storeUnavailable, "the claim database's server is not PostgreSQL", detail: detail)
-        case .server:
-            break
+        case .network(.tls), .network(.tlsSetup): return .tlsRefused
+        case .network: return .unreachable
+        case .tlsRefused: return .tlsNotOffered
+        case .authentication: return .loginRefused
+        case .serverNotTrusted: return .serverNotTrusted
+        case .protocolViolation: return .protocolViolation
+        case .server: break
         }
         let state = sqlState ?? ""
         switch state {
-        case "28P01", "28000":
-            return ClaimError(.storeUnavailable, "the claim database refused the login", detail: detail)
-        case "3D000":
-            return ClaimError(.storeUnavailable, "the claim database does not exist", detail: detail)
-        case "53300", "55P03", "57014", PostgresError.serializationFailure, PostgresError.deadlockDetected:
-            // too_many_connections, lock_not_available (lock_timeout), query_canceled (statement_timeout)
-            return ClaimError(
-                .storeBusy, "the claim store is busy; retry shortly", retryAfterSeconds: 1, detail: detail)
-        case "57P01", "57P02", "57P03":
-            // admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting.
-            return ClaimError(
-                .storeUnreachable, "the claim database cannot be reached; retry shortly", retryAfterSeconds: 1,
-                detail: detail)
-        case "25006":
-            return ClaimError(.storeUnavailable, "the claim database is read-only", detail: detail)
-        case "53100":
-            return ClaimError(.storeUnavailable, "the claim database's volume is full", detail: detail)
-        default:
-            if state.hasPrefix("08") {  // connection_exception
-                return ClaimError(
-                    .storeUnreachable, "the claim database cannot be reached; retry shortly", retryAfterSeconds: 1,
-                    detail: detail)
-            }
-            return ClaimError(.storeUnavailable, "the claim database failed", detail: detail)
+        case "28P01", "28000": return .loginRefused
+        case "3D000": return .noSuchDatabase
+        // too_many_connections, lock_not_available (lock_timeout), query_canceled (statement_timeout)
+        case PostgresError.tooManyConnections, "55P03", "57014": return .busy
+        case PostgresError.serializationFailure, PostgresError.deadlockDetected: return .busy
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting.
+        case "57P01", "57P02", "57P03": return .unreachable
+        case "25006": return .readOnly
+        case "53100": return .full
+        default: return state.hasPrefix("08") ? .unreachable : .failed  // 08: connection_exception
         }
+    }
+
+    /// The contract error, with this error as its underlying cause and `context` in the log's detail.
+    func claimError(context: String) -> ClaimError {
+        failure.error(detail: "\(context): \(description)", underlying: self)
+    }
+}
+
+extension String {
+    /// Every non-overlapping occurrence of `target` (compared byte for byte) replaced by `replacement`.
+    fileprivate func replacingEvery(_ target: String, with replacement: String) -> String {
+        let text = Array(utf8)
+        let needle = Array(target.utf8)
+        guard !needle.isEmpty, text.count >= needle.count else { return self }
+        var out: [UInt8] = []
+        var i = 0
+        var changed = false
+        while i < text.count {
+            if text[i] == needle[0], text.count - i >= needle.count, text[i..<i + needle.count].elementsEqual(needle) {
+                out += replacement.utf8
+                i += needle.count
+                changed = true
+            } else {
+                out.append(text[i])
+                i += 1
+            }
+        }
+        return changed ? String(decoding: out, as: UTF8.self) : self
     }
 }

@@ -4,7 +4,7 @@ extension PostgresStore {
         let version = try currentVersion()
         if version == PostgresStore.schemaVersion { return }
         if !(0...PostgresStore.schemaVersion).contains(version) {
-            throw ClaimError.unknownSchema(version, known: PostgresStore.schemaVersion)
+            throw StoreFailure.unknownSchema(found: version, known: PostgresStore.schemaVersion).error()
         }
         try transaction("migrate") { () throws(ClaimError) in
             // Many processes may start on an empty database at once: one migrates, the others wait here and then
@@ -16,7 +16,7 @@ extension PostgresStore {
                     try run("migrate", "SELECT coalesce(max(version), 0) FROM schema_version")
                         .first?.first.flatMap { $0 } ?? "0") ?? 0
             if !(0...PostgresStore.schemaVersion).contains(locked) {
-                throw ClaimError.unknownSchema(locked, known: PostgresStore.schemaVersion)
+                throw StoreFailure.unknownSchema(found: locked, known: PostgresStore.schemaVersion).error()
             }
             if locked == PostgresStore.schemaVersion { return }
             for step in PostgresStore.migrations[locked...] {

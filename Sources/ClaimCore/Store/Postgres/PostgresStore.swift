@@ -18,8 +18,6 @@ public final class PostgresStore: ClaimStore {
     let connection: PostgresConnection
     let busyTimeoutMs: Int
     let ioSlackMs: Int
-    /// Set when the last database error was a serialization failure or deadlock, which a retry can cure.
-    private var retryable = false
 
     /// Connects (TLS and authentication within the URL's connect_timeout) and migrates.
     /// - Throws: `store_unreachable` (no server), `store_unavailable` (login refused, no database, newer schema, TLS
@@ -45,7 +43,7 @@ public final class PostgresStore: ClaimStore {
         while true {
             do throws(PostgresError) {
                 return try PostgresConnection.connect(url, cas: cas)
-            } catch  where error.sqlState == "53300" && Clock.monotonicNs() < giveUp {
+            } catch  where error.sqlState == PostgresError.tooManyConnections && Clock.monotonicNs() < giveUp {
                 attempt += 1
                 usleep(2000 + arc4random_uniform(min(attempt, 10) * 5000))
             } catch {
@@ -58,8 +56,9 @@ public final class PostgresStore: ClaimStore {
 
     /// Runs `body` inside `BEGIN … COMMIT` at READ COMMITTED with lock_timeout and statement_timeout set by
     /// `SET LOCAL` (set_config(…, true)), so nothing outlives the transaction on a pooled server connection. On any
-    /// error it rolls back and rethrows the first error; a serialization failure or deadlock (40001 / 40P01) is
-    /// retried from the start until CLAIM_BUSY_TIMEOUT_MS has passed.
+    /// error it rolls back and rethrows the first error (GRDB's `inTransaction`). Whether to run it again is
+    /// decided here and only here, from the backend's own error: a serialization failure or deadlock (40001 /
+    /// 40P01) is retried from the start until CLAIM_BUSY_TIMEOUT_MS has passed.
     ///
     /// BEGIN and the settings travel in the same round trip as the body's first statement, and whatever the body
     /// queued last (the audit event) travels with COMMIT.
@@ -67,42 +66,49 @@ public final class PostgresStore: ClaimStore {
         let giveUp = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
         var attempt: UInt32 = 0
         while true {
-            connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
-            // lock_timeout 0 would mean "wait forever"; CLAIM_BUSY_TIMEOUT_MS=0 means "do not wait".
-            let lockMs = max(busyTimeoutMs, 1)
-            connection.queue("BEGIN ISOLATION LEVEL READ COMMITTED")
-            connection.queue(
-                "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
-                ["\(lockMs)ms", "\(lockMs + 1000)ms"])
-            retryable = false
             do throws(ClaimError) {
-                let result = try body()
-                connection.queue("COMMIT")
-                do throws(PostgresError) {
-                    try connection.flush()
-                } catch {
-                    retryable = PostgresStore.isRetryable(error)
-                    throw error.claimError(context: "\(context): commit")
-                }
-                return result
-            } catch {
-                rollback()
-                guard retryable, Clock.monotonicNs() < giveUp else { throw error }
+                return try attemptTransaction(context, body)
+            } catch  where PostgresStore.isTransient(error) && Clock.monotonicNs() < giveUp {
                 attempt += 1
                 usleep(1000 + arc4random_uniform(min(attempt, 10) * 2000))
             }
         }
     }
 
+    /// One BEGIN … COMMIT; rolled back on any error, which is rethrown.
+    private func attemptTransaction<T>(_ context: String, _ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+        // lock_timeout 0 would mean "wait forever"; CLAIM_BUSY_TIMEOUT_MS=0 means "do not wait".
+        let lockMs = max(busyTimeoutMs, 1)
+        connection.queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+        connection.queue(
+            "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+            ["\(lockMs)ms", "\(lockMs + 1000)ms"])
+        do throws(ClaimError) {
+            let result = try body()
+            connection.queue("COMMIT")
+            do throws(PostgresError) {
+                try connection.flush()
+            } catch {
+                throw error.claimError(context: "\(context): commit")
+            }
+            return result
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
     private func rollback() {
         connection.discardQueued()
-        if connection.transactionStatus != UInt8(ascii: "I") {
+        if connection.transactionStatus != .idle {
             _ = try? connection.query("ROLLBACK")
         }
     }
 
-    private static func isRetryable(_ error: PostgresError) -> Bool {
-        error.sqlState == PostgresError.serializationFailure || error.sqlState == PostgresError.deadlockDetected
+    /// A failure the backend itself calls transient: the whole transaction may succeed when run again.
+    private static func isTransient(_ error: ClaimError) -> Bool {
+        (error.underlying as? PostgresError)?.isTransient ?? false
     }
 
     /// Runs `statements` (after anything queued) in one round trip and returns each one's rows.
@@ -114,7 +120,6 @@ public final class PostgresStore: ClaimStore {
         do throws(PostgresError) {
             return try connection.batch(statements)
         } catch {
-            retryable = PostgresStore.isRetryable(error)
             if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
                 error.constraint == "profiles_one_per_user"
             {

@@ -5,6 +5,9 @@ import Glibc
 /// A parsed `CLAIM_DATABASE_URL`: `postgres[ql]://user[:password]@host[:port][/database][?param=value&…]`, the
 /// subset of libpq's connection URI (https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNSTRING) that
 /// one function process needs. User, password, database and parameter values are percent-decoded.
+///
+/// A refusal never quotes the URL: an operator who forgot to percent-encode `@`, `/`, `?` or `#` in the password
+/// moves part of it into the host, the path or the query, so any part of the URL may be a piece of the password.
 public struct PostgresURL: Sendable, Equatable {
     /// libpq's `sslmode` (https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS).
     public enum SSLMode: String, CaseIterable, Sendable {
@@ -37,15 +40,24 @@ public struct PostgresURL: Sendable, Equatable {
     public var applicationName: String
     /// `options`: command-line options sent to the server at start-up (e.g. `-c search_path=claims`).
     public var options: String?
+    /// `require_auth`: the authentication methods the server may use, as libpq 16 reads the parameter.
+    public var requireAuth: AuthMethods
 
     static let defaultPort = 5432
     static let defaultConnectTimeoutS = 5
-    static let parameters = ["sslmode", "sslrootcert", "connect_timeout", "application_name", "options"]
+    static let parameters = [
+        "sslmode", "sslrootcert", "connect_timeout", "application_name", "options", "require_auth",
+    ]
+    /// Appended to a refusal that a password with a reserved character would explain.
+    static let encodingHint = " (percent-encode @ : / ? # & % and spaces in the user name and password)"
 
-    /// Parses `text`. The failure's reason never contains the password (nor any other part of the URL but a
-    /// parameter name), because it ends up in the response and the log.
+    /// Parses `text`. The failure's reason quotes no part of the URL, because it ends up in the response and the
+    /// log, and any part of a mis-encoded URL may hold a piece of the password.
     /// - Throws: `PostgresURL.Invalid` with the reason.
     public init(_ text: String) throws(Invalid) {
+        (user, password, host, port, database) = ("", nil, "", PostgresURL.defaultPort, "")
+        (sslMode, sslRootCert, connectTimeoutMs) = (.prefer, nil, PostgresURL.defaultConnectTimeoutS * 1000)
+        (applicationName, options, requireAuth) = ("leetcode-claim", nil, .all)
         var rest: Substring
         if text.hasPrefix("postgresql://") {
             rest = text.dropFirst("postgresql://".count)
@@ -60,8 +72,6 @@ public struct PostgresURL: Sendable, Equatable {
         if rest.contains("#") { throw Invalid("a fragment (#) is not allowed; percent-encode # as %23") }
 
         // Like libpq, the user part ends at the first @ before any /, and the password at the first : in it.
-        var user = ""
-        var password: String?
         if let at = rest.firstIndex(where: { $0 == "@" || $0 == "/" }), rest[at] == "@" {
             let userInfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -72,7 +82,21 @@ public struct PostgresURL: Sendable, Equatable {
                 user = try PostgresURL.decode(userInfo, what: "the user name")
             }
         }
-        guard !user.isEmpty else { throw Invalid("it names no user (postgres://USER:PASSWORD@HOST/DATABASE)") }
+        guard !user.isEmpty else {
+            throw Invalid("it names no user (postgres://USER:PASSWORD@HOST/DATABASE)" + PostgresURL.encodingHint)
+        }
+        // From here on a refusal may be a mis-encoded password spilling over: say so.
+        do throws(Invalid) {
+            try parseRest(rest)
+        } catch {
+            throw Invalid(error.reason + (password == nil ? "" : PostgresURL.encodingHint))
+        }
+        if database.isEmpty { database = user }
+    }
+
+    /// Host, port, database and parameters: everything after the user information.
+    private mutating func parseRest(_ text: Substring) throws(Invalid) {
+        var rest = text
 
         let authority = rest.prefix { $0 != "/" && $0 != "?" }
         rest = rest[authority.endIndex...]
@@ -106,36 +130,26 @@ public struct PostgresURL: Sendable, Equatable {
                 let port = Int(portText), (1...65535).contains(port)
             else { throw Invalid("the port must be a number from 1 to 65535") }
             self.port = port
-        } else {
-            port = PostgresURL.defaultPort
         }
 
-        var database = user
         if rest.hasPrefix("/") {
             let path = rest.dropFirst().prefix { $0 != "?" }
             rest = rest[path.endIndex...]
             if !path.isEmpty { database = try PostgresURL.decode(path, what: "the database name") }
         }
-        self.user = user
-        self.password = password
-        self.database = database
 
-        sslMode = .prefer
-        sslRootCert = nil
-        connectTimeoutMs = PostgresURL.defaultConnectTimeoutS * 1000
-        applicationName = "leetcode-claim"
-        options = nil
         guard rest.isEmpty || rest.hasPrefix("?") else { throw Invalid("unexpected text after the database name") }
-        var seen: Set<String> = []
+        var seen: [String] = []
         for pair in rest.dropFirst().split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try PostgresURL.decode(parts[0], what: "a parameter name")
             guard PostgresURL.parameters.contains(name) else {
                 let supported = PostgresURL.parameters.joined(separator: ", ")
-                throw Invalid("parameter \"\(name.prefix(40))\" is not supported (supported: \(supported))")
+                throw Invalid("it has a parameter this client does not support (supported: \(supported))")
             }
             guard parts.count == 2 else { throw Invalid("parameter \"\(name)\" has no value") }
-            guard seen.insert(name).inserted else { throw Invalid("parameter \"\(name)\" is given twice") }
+            guard !seen.contains(name) else { throw Invalid("parameter \"\(name)\" is given twice") }
+            seen.append(name)
             let value = try PostgresURL.decode(parts[1], what: "the value of \(name)")
             switch name {
             case "sslmode":
@@ -154,17 +168,19 @@ public struct PostgresURL: Sendable, Equatable {
                 connectTimeoutMs = seconds * 1000
             case "application_name":
                 applicationName = value
+            case "require_auth":
+                requireAuth = try AuthMethods(requirement: value)
             default:
                 options = value
             }
         }
     }
 
-    /// The URL without its password, for logs and `migrate`'s answer.
+    /// The URL without its user information (user name and password), for `migrate`'s answer: nothing from the
+    /// user information ever reaches stdout.
     public var redacted: String {
         let name = host.contains(":") ? "[\(host)]" : host
-        return "postgres://\(PostgresURL.encode(user))@\(name):\(port)/\(PostgresURL.encode(database))"
-            + "?sslmode=\(sslMode.rawValue)"
+        return "postgres://\(name):\(port)/\(PostgresURL.encode(database))?sslmode=\(sslMode.rawValue)"
     }
 
     /// True for an IPv4 or IPv6 address (no SNI, and verify-full checks an IP SAN).
@@ -172,6 +188,54 @@ public struct PostgresURL: Sendable, Equatable {
         var v4 = in_addr()
         var v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    /// The authentication methods a server may use (`require_auth`), a set of flags.
+    public struct AuthMethods: OptionSet, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        public static let password = AuthMethods(rawValue: 1)
+        public static let md5 = AuthMethods(rawValue: 2)
+        public static let gss = AuthMethods(rawValue: 4)
+        public static let sspi = AuthMethods(rawValue: 8)
+        public static let scramSHA256 = AuthMethods(rawValue: 16)
+        /// The server lets us in without authenticating (`trust`).
+        public static let none = AuthMethods(rawValue: 32)
+        public static let all: AuthMethods = [.password, .md5, .gss, .sspi, .scramSHA256, .none]
+
+        static let names: [(String, AuthMethods)] = [
+            ("password", .password), ("md5", .md5), ("gss", .gss), ("sspi", .sspi), ("scram-sha-256", .scramSHA256),
+            ("none", .none),
+        ]
+
+        /// libpq 16's `require_auth` (https://www.postgresql.org/docs/16/libpq-connect.html#LIBPQ-CONNECT-REQUIRE-AUTH):
+        /// a comma list of methods of which the server must use one (`none`: it may skip authentication), or a
+        /// list of `!method`s it must not use (then skipping authentication is allowed unless `!none`). The two
+        /// forms do not mix, and no method is named twice. Empty: any method, as when the parameter is absent.
+        init(requirement: String) throws(Invalid) {
+            guard !requirement.isEmpty else {
+                self = .all
+                return
+            }
+            var listed: AuthMethods = []
+            var negated: Bool?
+            for item in requirement.split(separator: ",", omittingEmptySubsequences: false) {
+                let isNegated = item.hasPrefix("!")
+                guard let method = AuthMethods.names.first(where: { $0.0 == item.dropFirst(isNegated ? 1 : 0) })?.1
+                else {
+                    let known = AuthMethods.names.map(\.0).joined(separator: ", ")
+                    throw Invalid("require_auth lists a method that is not one of: \(known) (each may start with !)")
+                }
+                guard negated == nil || negated == isNegated else {
+                    throw Invalid("require_auth mixes methods with and without !")
+                }
+                guard !listed.contains(method) else { throw Invalid("require_auth names a method twice") }
+                negated = isNegated
+                listed.insert(method)
+            }
+            self = negated == true ? AuthMethods.all.subtracting(listed) : listed
+        }
     }
 
     /// Why a URL was refused; never includes the password.

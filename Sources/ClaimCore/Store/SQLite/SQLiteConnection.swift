@@ -16,26 +16,19 @@ struct SQLiteError: Error, CustomStringConvertible {
     var primaryCode: Int32 { code & 0xFF }
     var description: String { "SQLite error \(code): \(message)" + (sql.map { " in `\($0)`" } ?? "") }
 
-    /// The contract error for a storage failure. Only the codes we branch on are named.
+    /// The contract error for a storage failure: which `StoreFailure` this is. Only the codes we branch on are named.
     func claimError(context: String) -> ClaimError {
-        let detail = "\(context): \(description)"
+        let failure: StoreFailure
         switch primaryCode {
-        case SQLITE_BUSY, SQLITE_LOCKED:
-            return ClaimError(
-                .storeBusy, "the claim store is busy; retry shortly", retryAfterSeconds: 1, detail: detail)
-        case SQLITE_READONLY:
-            return ClaimError(.storeUnavailable, "the claim database is read-only", detail: detail)
-        case SQLITE_FULL:
-            return ClaimError(.storeUnavailable, "the claim database's volume is full", detail: detail)
-        case SQLITE_CORRUPT, SQLITE_NOTADB:
-            return ClaimError(.storeUnavailable, "the claim database file is corrupt or not a database", detail: detail)
-        case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH:
-            return ClaimError(.storeUnavailable, "the claim database cannot be opened", detail: detail)
-        case SQLITE_IOERR:
-            return ClaimError(.storeUnavailable, "the claim database had an I/O error", detail: detail)
-        default:
-            return ClaimError(.storeUnavailable, "the claim database failed", detail: detail)
+        case SQLITE_BUSY, SQLITE_LOCKED: failure = .busy
+        case SQLITE_READONLY: failure = .readOnly
+        case SQLITE_FULL: failure = .full
+        case SQLITE_CORRUPT, SQLITE_NOTADB: failure = .corrupt
+        case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH: failure = .cannotOpen
+        case SQLITE_IOERR: failure = .ioFailure
+        default: failure = .failed
         }
+        return failure.error(detail: "\(context): \(description)", underlying: self)
     }
 }
 

@@ -27,9 +27,7 @@ extension SQLiteStore {
             let folder = String(decoding: prefix, as: UTF8.self)
             if mkdir(folder, 0o755) != 0 && errno != EEXIST {
                 let reason = String(cString: strerror(errno))
-                throw ClaimError(
-                    .storeUnavailable, "the claim database's folder cannot be created",
-                    detail: "mkdir \(folder): \(reason)")
+                throw StoreFailure.cannotCreateFolder.error(detail: "mkdir \(folder): \(reason)")
             }
         }
     }
@@ -68,7 +66,7 @@ extension SQLiteStore {
             // Another process may have migrated while we waited for the lock.
             let locked = try currentVersion()
             if !(0...SQLiteStore.schemaVersion).contains(locked) {
-                throw ClaimError.unknownSchema(locked, known: SQLiteStore.schemaVersion)
+                throw StoreFailure.unknownSchema(found: locked, known: SQLiteStore.schemaVersion).error()
             }
             for step in SQLiteStore.migrations[locked...] {
                 for statement in step {

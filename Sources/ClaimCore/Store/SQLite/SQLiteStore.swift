@@ -24,12 +24,12 @@ public final class SQLiteStore: ClaimStore {
         // A folder we cannot write is read-only too: SQLite needs it for its journal or WAL files, and answering
         // reads while refusing writes would hide the fault until the first claim.
         if connection.isReadOnly || access(SQLiteStore.folder(of: path), W_OK) != 0 {
-            throw ClaimError(.storeUnavailable, "the claim database is read-only", detail: "open \(path): read-only")
+            throw StoreFailure.readOnly.error(detail: "open \(path): read-only")
         }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
         let version = try currentVersion()
         if !(0...SQLiteStore.schemaVersion).contains(version) {
-            throw ClaimError.unknownSchema(version, known: SQLiteStore.schemaVersion)
+            throw StoreFailure.unknownSchema(found: version, known: SQLiteStore.schemaVersion).error()
         }
         try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
         do throws(SQLiteError) {
