@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine of this kind lacks: the C libraries, the sqlite3 shell and openssl for tests,
-# and the Python test tools. Idempotent and quiet when everything is present.
+# Installs what a fresh machine of this kind lacks: the C libraries, the sqlite3 shell and openssl for tests, GNU
+# time (peak RSS in the hostile-peer tests), and the Python test tools. Idempotent and quiet when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for pkg in libsqlite3-dev libssl-dev sqlite3 openssl binutils; do
+for pkg in libsqlite3-dev libssl-dev sqlite3 openssl binutils time; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -291,6 +291,42 @@ func aboutMe(_ response: HTTPResponse) throws -> String? {
         let error = #expect(throws: HTTPFailure.self) { _ = try parse(text, max: 10) }
         #expect(error?.kind == .tooLarge)
     }
+
+    /// The cap is on the head, not on a read: a 79 KiB head is refused whether it arrives in one piece, in TLS-sized
+    /// pieces or in 1000-byte pieces, and a head just under the cap is accepted in all three.
+    @Test(arguments: [1000, 16 * 1024, 200 * 1024])
+    func headCapDoesNotDependOnSegmentation(piece: Int) throws {
+        func head(_ size: Int) -> [UInt8] {
+            var text = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n".utf8)
+            let line = Array("X-Pad: \(String(repeating: "p", count: 91))\r\n".utf8)  // 100 bytes
+            while text.count + line.count + 2 <= size { text += line }
+            text += Array("X-Fill: ".utf8) + [UInt8](repeating: 0x66, count: size - text.count - 12) + Array("\r\n\r\n".utf8)
+            return text + Array("ok".utf8)
+        }
+        func feed(_ bytes: [UInt8]) throws(HTTPFailure) -> HTTPResponse? {
+            var parser = ResponseParser(maxBody: 10)
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + piece, bytes.count)
+                if let response = try parser.feed(bytes[offset..<end]) { return response }
+                offset = end
+            }
+            return nil
+        }
+        let large = head(79 * 1024)
+        #expect(large.count == 79 * 1024 + 2)
+        let error = #expect(throws: HTTPFailure.self) { _ = try feed(large) }
+        #expect(error?.kind == .tooLarge)
+        let fits = head(HTTPClient.maxHeadBytes)
+        #expect(try feed(fits)?.body == Array("ok".utf8))
+    }
+
+    @Test func interimHeadsCountAgainstTheCap() {
+        let interim = "HTTP/1.1 100 Continue\r\nX: " + String(repeating: "i", count: 40_000) + "\r\n\r\n"
+        let text = interim + "HTTP/1.1 200 OK\r\nX: " + String(repeating: "f", count: 30_000) + "\r\n\r\n"
+        let error = #expect(throws: HTTPFailure.self) { _ = try parse(text, max: 10) }
+        #expect(error?.kind == .tooLarge)
+    }
 }
 
 @Suite struct HTTPClientExchangeTests {

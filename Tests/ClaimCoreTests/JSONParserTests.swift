@@ -164,6 +164,14 @@ private func parse(_ text: String) throws(JSONParseError) -> JSON { try JSONPars
         #expect(error.reason == "nested deeper than 64 levels")
     }
 
+    @Test func valueBudgetCountsEveryValueAtEveryDepth() throws {
+        // The object, its two member values (1 and the array), the array's three elements: 6 values.
+        let text = Array(#"{"a":1,"b":[true,null,"x"]}"#.utf8)
+        #expect(throws: Never.self) { _ = try JSONParser.parse(text, maxValues: 6) }
+        let error = #expect(throws: JSONParseError.self) { _ = try JSONParser.parse(text, maxValues: 5) }
+        #expect(error?.reason == "more than 5 values")
+    }
+
     @Test func siblingContainersDoNotAccumulateDepth() throws {
         // 100 sibling arrays at depth 2: depth must go back down after each one closes.
         let text = "[" + Array(repeating: "[[]]", count: 100).joined(separator: ",") + "]"

@@ -189,6 +189,50 @@ func fetch(
         #expect(error?.code == code, "\(String(describing: error))")
     }
 
+    /// Another user's profile with the code in its About me proves nothing: the name must be the requested one,
+    /// compared as LeetCode does (case-insensitively), and only in ASCII (the Kelvin sign is not a k).
+    @Test(arguments: [
+        ("kate", true), ("Kate", true), ("KATE", true), ("kate2", false), ("kat", false), ("\u{212A}ate", false),
+        ("kate ", false), ("", false),
+    ])
+    func answeredUsernameMustBeTheRequestedOne(answered: String, accepted: Bool) throws {
+        let text = JSONWriter.serialize(
+            .object([
+                (
+                    "data",
+                    .object([
+                        (
+                            "matchedUser",
+                            .object([
+                                ("username", .string(answered)), ("profile", .object([("aboutMe", .string("LCC-X"))])),
+                            ])
+                        )
+                    ])
+                )
+            ]))
+        let parsed = Result { () throws(ClaimError) in try LeetCodeClient.profile(from: Array(text.utf8), username: "kate") }
+        switch parsed {
+        case .success(let profile):
+            #expect(accepted, "\(answered) must be refused")
+            #expect(profile.aboutMe == "LCC-X")
+        case .failure(let error):
+            #expect(!accepted, "\(answered) must be accepted")
+            #expect(error.code == .leetcodeBadResponse)
+        }
+    }
+
+    /// A megabyte of nested arrays beside a valid `data` is refused before the parser builds it.
+    @Test func answerWithTooManyValuesIsABadResponse() throws {
+        let valid = #"{"username":"x","profile":{"aboutMe":"hi"}}"#
+        let junk = String(repeating: "[[[[[[[[]]]]]]]],", count: 8000) + "1"
+        let text = #"{"data":{"matchedUser":"# + valid + #"},"junk":["# + junk + "]}"
+        #expect(text.utf8.count > 128 * 1024)
+        let error = #expect(throws: ClaimError.self) { _ = try parse(text) }
+        #expect(error?.code == .leetcodeBadResponse)
+        #expect(error?.detail?.contains("more than \(LeetCodeClient.maxResponseValues) values") == true)
+        #expect(try parse(#"{"data":{"matchedUser":"# + valid + "}}").aboutMe == "hi")
+    }
+
     @Test(
         arguments: [
             ("17", 17), (nil, 60), ("", 60), ("Wed, 21 Oct 2015 07:28:00 GMT", 60), ("0", 1), ("999999", 3600),

@@ -352,7 +352,8 @@ def test_migrate_command(server, tmp_path):
     proc = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
     answer = json.loads(proc.stdout)
-    assert answer == {"ok": True, "database": f"postgres://claim@127.0.0.1:{server.port}/{database}?sslmode=prefer",
+    # Nothing from the URL's user information (user name, password) reaches stdout.
+    assert answer == {"ok": True, "database": f"postgres://127.0.0.1:{server.port}/{database}?sslmode=prefer",
                       "schema_version": 2}
     assert db_query(env, "SELECT version FROM schema_version;") == "2\n"
     tables = db_query(env, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;").split()

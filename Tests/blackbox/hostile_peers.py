@@ -1,0 +1,475 @@
+"""Hostile peers on loopback, and a runner that holds the binary to a memory limit.
+
+- `HostilePostgres`: speaks just enough of PostgreSQL's protocol v3 to attack a client. The scenario is chosen by
+  the user name in the StartupMessage, so one server serves every test; what the client sent (passwords, SQL) is
+  recorded per scenario for the tests to inspect.
+- `HostileHTTP`: answers LeetCode's GraphQL POST by the requested username with a hostile response.
+- `run_limited`: runs the binary in a fresh cgroup (v1 memory controller) limited to 32 MiB, or under RLIMIT_AS
+  where no cgroup can be made, and reports its peak RSS from wait4.
+
+Standard library only.
+"""
+import base64
+import collections
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import resource
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+from conftest import BINARY, Result
+
+LIMIT_BYTES = 32 * 1024 * 1024
+CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup/memory")
+
+
+# --- Memory-limited runs ---
+
+def _own_memory_cgroup():
+    """This process's memory cgroup folder (cgroup v1), or None."""
+    try:
+        for line in pathlib.Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                return CGROUP_ROOT / path.lstrip("/")
+    except OSError:
+        pass
+    return None
+
+
+class MemoryLimit:
+    """A child cgroup of our own limited to LIMIT_BYTES (RAM and swap), or None when none can be made; then the
+    child gets RLIMIT_AS instead (`how` says which)."""
+
+    def __init__(self):
+        self.folder = None
+        self.how = "RLIMIT_AS"
+        parent = _own_memory_cgroup()
+        for base in (parent, CGROUP_ROOT):
+            if base is None or not (base / "memory.limit_in_bytes").exists():
+                continue
+            folder = base / f"claim-hostile-{uuid.uuid4().hex[:12]}"
+            try:
+                folder.mkdir()
+                (folder / "memory.limit_in_bytes").write_text(str(LIMIT_BYTES))
+                if (folder / "memory.memsw.limit_in_bytes").exists():
+                    (folder / "memory.memsw.limit_in_bytes").write_text(str(LIMIT_BYTES))
+                self.folder = folder
+                self.how = "cgroup v1 memory.limit_in_bytes"
+                return
+            except OSError:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+
+    def enter(self):
+        """Runs in the child between fork and exec."""
+        if self.folder:
+            (self.folder / "cgroup.procs").write_text(str(os.getpid()))
+        else:
+            resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES, LIMIT_BYTES))
+
+    def oom_killed(self):
+        if not self.folder:
+            return False
+        for line in (self.folder / "memory.oom_control").read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1]) > 0
+        return int((self.folder / "memory.failcnt").read_text()) > 0
+
+    def remove(self):
+        if self.folder:
+            for _ in range(50):
+                try:
+                    self.folder.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+class LimitedRun:
+    """A finished run: the process's stdout, stderr and exit code, and its peak RSS."""
+
+    def __init__(self, proc, peak_rss_kb, limit):
+        self.proc = proc
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.peak_rss_bytes = peak_rss_kb * 1024
+        self.limit_how = limit.how
+        self.oom_killed = limit.oom_killed()
+
+    @property
+    def peak_rss_mb(self):
+        return self.peak_rss_bytes / 1e6
+
+    def result(self):
+        """The checked response (exactly one JSON line, valid, with its exit code): `conftest.Result`."""
+        return Result(self.proc)
+
+
+def run_limited(request, env, argv=(), timeout=120):
+    """Runs the binary once under the 32 MiB limit; `request` is a dict (sent as JSON) or bytes.
+
+    The peak RSS is GNU time's `%M` (wait4's ru_maxrss for the binary): a process forked from this one would carry
+    the test runner's own RSS in ru_maxrss across exec, so `time` sits in between, itself a few hundred KiB."""
+    data = request if isinstance(request, bytes) else json.dumps(request).encode()
+    limit = MemoryLimit()
+    report = tempfile.NamedTemporaryFile("r", suffix=".rss")
+    try:
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", report.name, BINARY, *argv], input=data,
+                              capture_output=True, env=env, preexec_fn=limit.enter, timeout=timeout)
+        lines = pathlib.Path(report.name).read_text().split()
+        if proc.returncode > 128 and lines and lines[0] == "Command":  # "Command terminated by signal 9"
+            proc.returncode = -(proc.returncode - 128)
+        return LimitedRun(proc, int(lines[-1]), limit)
+    finally:
+        report.close()
+        limit.remove()
+
+
+# --- A hostile PostgreSQL server ---
+
+def _message(kind, body=b""):
+    return kind + struct.pack("!I", len(body) + 4) + body
+
+
+def auth(code, data=b""):
+    return _message(b"R", struct.pack("!I", code) + data)
+
+
+def ready(status=b"I"):
+    return _message(b"Z", status)
+
+
+def error(message, sqlstate="28P01", severity="FATAL"):
+    body = b"".join(k + v.encode() + b"\0" for k, v in ((b"S", severity), (b"V", severity), (b"C", sqlstate),
+                                                          (b"M", message))) + b"\0"
+    return _message(b"E", body)
+
+
+TRUSTED = auth(0) + _message(b"S", b"server_version\x0015.0\0") + _message(b"K", b"\0\0\0\1\0\0\0\2") + ready()
+
+
+class Connection:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def exact(self, n):
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("client closed")
+            data += chunk
+        return data
+
+    def startup(self):
+        """Reads SSLRequest (answers N) and the StartupMessage; returns its parameters."""
+        while True:
+            length, code = struct.unpack("!II", self.exact(8))
+            body = self.exact(length - 8)
+            if code == 80877103:
+                self.sock.sendall(b"N")
+                continue
+            parts = body.split(b"\0")
+            return {parts[i].decode(): parts[i + 1].decode() for i in range(0, len(parts) - 2, 2) if parts[i]}
+
+    def message(self):
+        kind = self.exact(1)
+        (length,) = struct.unpack("!I", self.exact(4))
+        return kind, self.exact(length - 4)
+
+    def statements(self):
+        """Reads one round trip up to its Sync; returns the SQL of each Parse."""
+        sql = []
+        while True:
+            kind, body = self.message()
+            if kind == b"P":
+                sql.append(body.split(b"\0")[1].decode())
+            if kind == b"S":
+                return sql
+            if kind == b"X":
+                raise ConnectionError("terminated")
+
+
+class HostilePostgres:
+    """Scenarios by user name; `seen[scenario]` lists what clients sent: ("password", text), ("sql", text),
+    ("scram-final", text)."""
+
+    def __init__(self, password):
+        self.password = password
+        self.seen = collections.defaultdict(list)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def url(self, scenario, password=None, **params):
+        from urllib.parse import quote
+        secret = quote(self.password if password is None else password, safe="")
+        text = f"postgres://{scenario}:{secret}@127.0.0.1:{self.port}/claims?sslmode=disable"
+        return text + "".join(f"&{k}={v}" for k, v in params.items())
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        connection = Connection(sock)
+        try:
+            parameters = connection.startup()
+            scenario = parameters.get("user", "")
+            getattr(self, "scenario_" + scenario.replace("-", "_"), self.scenario_echo_password)(connection, scenario)
+        except (ConnectionError, OSError, struct.error):
+            pass
+        finally:
+            sock.close()
+
+    # Authentication
+
+    def _password(self, connection, scenario):
+        kind, body = connection.message()
+        if kind == b"p":
+            self.seen[scenario].append(("password", body.rstrip(b"\0").decode(errors="replace")))
+
+    def scenario_echo_password(self, connection, scenario):
+        """Asks for a cleartext password and quotes it back in its error, as a hostile server may."""
+        connection.sock.sendall(auth(3))
+        kind, body = connection.message()
+        password = body.rstrip(b"\0").decode(errors="replace")
+        self.seen[scenario].append(("password", password))
+        connection.sock.sendall(error(f'password authentication failed: "{password}" is not it'))
+
+    def _scram_until_client_final(self, connection, scenario):
+        """SASL with a correct server-first; returns what the server needs to sign, or None."""
+        connection.sock.sendall(auth(10, b"SCRAM-SHA-256\0\0"))
+        kind, body = connection.message()
+        mechanism, rest = body.split(b"\0", 1)
+        client_first = rest[4:].decode()
+        client_nonce = client_first.split("r=", 1)[1]
+        salt = os.urandom(16)
+        server_first = f"r={client_nonce}{base64.b64encode(os.urandom(18)).decode()},s={base64.b64encode(salt).decode()},i=4096"
+        connection.sock.sendall(auth(11, server_first.encode()))
+        kind, body = connection.message()
+        if kind != b"p":
+            return None
+        client_final = body.decode()
+        self.seen[scenario].append(("scram-final", client_final))
+        without_proof = client_final.rsplit(",p=", 1)[0]
+        auth_message = f"{client_first[3:]},{server_first},{without_proof}".encode()
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt, 4096)
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        return base64.b64encode(hmac.new(server_key, auth_message, "sha256").digest()).decode()
+
+    def scenario_scram_skips_proof(self, connection, scenario):
+        """After the client's proof: ReadyForQuery at once, neither SASLFinal nor AuthenticationOk."""
+        if self._scram_until_client_final(connection, scenario):
+            connection.sock.sendall(ready())
+            self._record_queries(connection, scenario)
+
+    def scenario_scram_skips_final(self, connection, scenario):
+        """After the client's proof: AuthenticationOk and ReadyForQuery without SASLFinal."""
+        if self._scram_until_client_final(connection, scenario):
+            connection.sock.sendall(TRUSTED)
+            self._record_queries(connection, scenario)
+
+    def scenario_scram_wrong_signature(self, connection, scenario):
+        if self._scram_until_client_final(connection, scenario):
+            connection.sock.sendall(auth(12, b"v=" + base64.b64encode(bytes(32))) + TRUSTED)
+            self._record_queries(connection, scenario)
+
+    def scenario_scram_then_cleartext(self, connection, scenario):
+        """A downgrade: SASL began, then a cleartext password is asked for."""
+        connection.sock.sendall(auth(10, b"SCRAM-SHA-256\0\0"))
+        connection.message()
+        connection.sock.sendall(auth(3))
+        self._password(connection, scenario)
+
+    def scenario_scram_then_md5(self, connection, scenario):
+        connection.sock.sendall(auth(10, b"SCRAM-SHA-256\0\0"))
+        connection.message()
+        connection.sock.sendall(auth(5, b"salt"))
+        self._password(connection, scenario)
+
+    def scenario_cleartext(self, connection, scenario):
+        connection.sock.sendall(auth(3))
+        self._password(connection, scenario)
+        connection.sock.sendall(TRUSTED)
+        self._record_queries(connection, scenario)
+
+    def scenario_md5(self, connection, scenario):
+        connection.sock.sendall(auth(5, b"salt"))
+        self._password(connection, scenario)
+        connection.sock.sendall(TRUSTED)
+        self._record_queries(connection, scenario)
+
+    def scenario_trust(self, connection, scenario):
+        connection.sock.sendall(TRUSTED)
+        self._record_queries(connection, scenario)
+
+    def scenario_ready_before_ok(self, connection, scenario):
+        connection.sock.sendall(ready())
+        self._record_queries(connection, scenario)
+
+    def scenario_status_before_ok(self, connection, scenario):
+        connection.sock.sendall(_message(b"S", b"a\0b\0") + TRUSTED)
+        self._record_queries(connection, scenario)
+
+    def _record_queries(self, connection, scenario):
+        """Records every statement a client sends after start-up (a client that trusted a hostile server)."""
+        while True:
+            for sql in connection.statements():
+                self.seen[scenario].append(("sql", sql))
+            connection.sock.sendall(error("no", "XX000", "ERROR") + ready())
+
+    # Answers to the first round trip of statements
+
+    def _answer(self, connection, payload_chunks):
+        connection.sock.sendall(TRUSTED)
+        connection.statements()
+        for chunk in payload_chunks:
+            connection.sock.sendall(chunk)
+
+    def scenario_flood_rows(self, connection, scenario):
+        """400 DataRows of just under 1 MiB each (the issue's ~1 GB: each under the old per-message cap), after a
+        valid ParseComplete and BindComplete."""
+        size = (1 << 20) - 64
+        row = _message(b"D", struct.pack("!HI", 1, size) + b"x" * size)
+        self._answer(connection, [_message(b"1") + _message(b"2")] + [row] * 400)
+
+    def scenario_many_small_rows(self, connection, scenario):
+        """200,000 rows of 100 bytes: each far under any per-message cap, together 21 MB."""
+        row = _message(b"D", struct.pack("!HI", 1, 94) + b"y" * 94)
+        self._answer(connection, [_message(b"1") + _message(b"2")] + [row * 1000] * 200)
+
+    def scenario_huge_message(self, connection, scenario):
+        """One message announcing 1 GiB, then its body streamed."""
+        self._answer(connection, [_message(b"1") + _message(b"2") + b"D" + struct.pack("!I", 1 << 30)]
+                     + [b"z" * (1 << 20)] * 64)
+
+    def scenario_many_columns(self, connection, scenario):
+        """One DataRow of 32,767 NULL columns (128 KiB): over the answer budget though tiny per column."""
+        self._answer(connection, [_message(b"1") + _message(b"2")
+                                  + _message(b"D", struct.pack("!H", 32767) + b"\xff\xff\xff\xff" * 32767)])
+
+    def scenario_data_before_bind(self, connection, scenario):
+        self._answer(connection, [_message(b"1") + _message(b"D", struct.pack("!HI", 1, 1) + b"7")])
+
+    def scenario_ready_too_early(self, connection, scenario):
+        self._answer(connection, [_message(b"1") + ready()])
+
+    def scenario_copy_in(self, connection, scenario):
+        self._answer(connection, [_message(b"1") + _message(b"2") + _message(b"G", b"\0\0\0")])
+
+
+# --- A hostile HTTP server for LeetCode's GraphQL endpoint ---
+
+class HostileHTTP:
+    """Plain HTTP on loopback; the scenario is the requested username, and `code` is put in About me."""
+
+    def __init__(self):
+        self.code = ""
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/graphql"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw = b""
+            while b"\r\n\r\n" not in raw:
+                raw += sock.recv(65536)
+            head, body = raw.split(b"\r\n\r\n", 1)
+            length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")][0])
+            while len(body) < length:
+                body += sock.recv(65536)
+            username = json.loads(body)["variables"]["username"]
+            getattr(self, "scenario_" + username.replace("-", "_"))(sock, username)
+        except (OSError, ValueError, KeyError, IndexError):
+            pass
+        finally:
+            sock.close()
+
+    def profile(self, username, about=None):
+        return {"data": {"matchedUser": {"username": username, "profile": {
+            "realName": "R", "aboutMe": self.code if about is None else about, "userAvatar": "a", "ranking": 1},
+            "submitStatsGlobal": {"acSubmissionNum": [{"difficulty": "All", "count": 1}]}}}}
+
+    @staticmethod
+    def send(sock, head, body, piece=None):
+        data = head + body
+        if piece is None:
+            sock.sendall(data)
+            return
+        for i in range(0, len(data), piece):
+            sock.sendall(data[i:i + piece])
+            time.sleep(0.0005)
+
+    def _long_head(self, sock, username, piece):
+        body = json.dumps(self.profile(username)).encode()
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        head += b"".join(b"X-Pad-%05d: %s\r\n" % (i, b"p" * 80) for i in range(850))  # 79 KiB of headers
+        head += b"Content-Length: %d\r\n\r\n" % len(body)
+        self.send(sock, head, body, piece)
+
+    def scenario_head_one_write(self, sock, username):
+        self._long_head(sock, username, None)
+
+    def scenario_head_1000_byte_writes(self, sock, username):
+        self._long_head(sock, username, 1000)
+
+    def scenario_nested_arrays(self, sock, username):
+        """A valid profile with the code, beside ~1 MiB of nested arrays (the issue's ~40 MB parse)."""
+        valid = json.dumps(self.profile(username))[:-1]
+        junk = ",".join(["[" * 60 + "]" * 60] * 8600)
+        body = (valid + ',"extensions":[' + junk + "]}").encode()
+        assert len(body) < 1024 * 1024
+        self.send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+
+    def scenario_other_user(self, sock, username):
+        """Another user's profile, with the code in its About me."""
+        body = json.dumps(self.profile("somebody-else")).encode()
+        self.send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+
+    def scenario_big_about_me(self, sock, username):
+        """A valid answer just under the 1 MiB cap: 1,000,000 bytes of About me holding the code."""
+        body = json.dumps(self.profile(username, about="a" * 1_000_000 + " " + self.code)).encode()
+        self.send(sock, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body), body)
+
+    def scenario_tiny_chunks(self, sock, username):
+        """A chunked body of one-byte chunks, past the 1 MiB cap."""
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"1\r\n[\r\n" * 65536
+        for _ in range(20):
+            sock.sendall(piece)
