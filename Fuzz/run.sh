@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing with libFuzzer, which ships with the Swift toolchain (`swiftc -sanitize=fuzzer`).
 #
-#     Fuzz/run.sh [SECONDS]      # default 60: fuzz each target for SECONDS (both at once, one per core)
+#     Fuzz/run.sh [SECONDS]      # default 60: fuzz each target for SECONDS (all at once, sharing the cores)
 #
 # Targets (each is every Swift file under Sources/ClaimCore plus one harness, compiled as one module with ASan):
 #   request  Fuzz/RequestFuzzer.swift       stdin bytes -> Request.parseObject -> Request.init -> authenticate
 #   http     Fuzz/HTTPResponseFuzzer.swift  peer bytes -> ResponseParser -> LeetCodeClient's reading of them
+#   postgres Fuzz/PostgresMessageFuzzer.swift  server bytes -> MessageReader / BackendMessage.decode ->
+#                                           the authentication and extended-query state machines
 #
 # First every file in Fuzz/regressions/<target>/ is replayed (a crash found once must stay fixed), then each
 # target runs for SECONDS from Fuzz/corpus/<target>/ plus the corpus grown by earlier runs in
@@ -18,9 +20,11 @@ cd "$(dirname "$0")/.."
 budget="${1:-60}"
 [[ "$budget" =~ ^[0-9]+$ ]] || { echo "usage: Fuzz/run.sh [SECONDS]" >&2; exit 2; }
 out=.build-fuzz
-targets=(request http)
-declare -A harness=([request]=Fuzz/RequestFuzzer.swift [http]=Fuzz/HTTPResponseFuzzer.swift)
-declare -A max_len=([request]=4096 [http]=4096)
+targets=(request http postgres)
+declare -A harness=([request]=Fuzz/RequestFuzzer.swift [http]=Fuzz/HTTPResponseFuzzer.swift
+    [postgres]=Fuzz/PostgresMessageFuzzer.swift)
+# postgres: long enough to hold an answer past the 64 KiB budget.
+declare -A max_len=([request]=4096 [http]=4096 [postgres]=80000)
 mkdir -p "$out"
 mapfile -t sources < <(find Sources/ClaimCore -name '*.swift' | sort)
 
