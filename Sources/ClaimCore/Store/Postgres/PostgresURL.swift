@@ -82,14 +82,16 @@ public struct PostgresURL: Sendable, Equatable {
                 user = try PostgresURL.decode(userInfo, what: "the user name")
             }
         }
+        // An @ left after the user information is most likely a password's, unencoded: a refusal then says so.
+        let spilled = rest.contains("@")
         guard !user.isEmpty else {
-            throw Invalid("it names no user (postgres://USER:PASSWORD@HOST/DATABASE)" + PostgresURL.encodingHint)
+            let hint = spilled ? PostgresURL.encodingHint : ""
+            throw Invalid("it names no user (postgres://USER:PASSWORD@HOST/DATABASE)" + hint)
         }
-        // From here on a refusal may be a mis-encoded password spilling over: say so.
         do throws(Invalid) {
             try parseRest(rest)
         } catch {
-            throw Invalid(error.reason + (password == nil ? "" : PostgresURL.encodingHint))
+            throw Invalid(error.reason + (spilled ? PostgresURL.encodingHint : ""))
         }
         if database.isEmpty { database = user }
     }
