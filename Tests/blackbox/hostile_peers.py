@@ -136,7 +136,29 @@ def run_limited(request, env, argv=(), timeout=120):
         limit.remove()
 
 
-# --- A hostile PostgreSQL server ---
+# --- Hostile servers ---
+
+class LoopbackServer:
+    """A listener on a free loopback port serving each connection in its own thread with `_serve(sock)`."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
 
 def _message(kind, body=b""):
     return kind + struct.pack("!I", len(body) + 4) + body
@@ -201,35 +223,20 @@ class Connection:
                 raise ConnectionError("terminated")
 
 
-class HostilePostgres:
+class HostilePostgres(LoopbackServer):
     """Scenarios by user name; `seen[scenario]` lists what clients sent: ("password", text), ("sql", text),
     ("scram-final", text)."""
 
     def __init__(self, password):
         self.password = password
         self.seen = collections.defaultdict(list)
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        self.listener.close()
+        super().__init__()
 
     def url(self, scenario, password=None, **params):
         from urllib.parse import quote
         secret = quote(self.password if password is None else password, safe="")
         text = f"postgres://{scenario}:{secret}@127.0.0.1:{self.port}/claims?sslmode=disable"
         return text + "".join(f"&{k}={v}" for k, v in params.items())
-
-    def _accept(self):
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock):
         connection = Connection(sock)
@@ -381,27 +388,13 @@ class HostilePostgres:
 
 # --- A hostile HTTP server for LeetCode's GraphQL endpoint ---
 
-class HostileHTTP:
+class HostileHTTP(LoopbackServer):
     """Plain HTTP on loopback; the scenario is the requested username, and `code` is put in About me."""
 
     def __init__(self):
         self.code = ""
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/graphql"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self):
-        self.listener.close()
-
-    def _accept(self):
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
 
     def _serve(self, sock):
         try:
