@@ -1,9 +1,9 @@
 """Hostile peers against the real binary (issue 13): a hostile PostgreSQL server and a hostile HTTP server on
 loopback (hostile_peers.py), a hostile request, and mis-encoded configuration.
 
-Every run here is held to a 32 MiB memory limit (a cgroup v1 memory controller, else RLIMIT_AS) and must answer
-exactly one JSON line with the documented code, within the README's peak RSS budget of 24 MB; each test prints
-the peak RSS it saw. One regression per defect found by attacking the binary, and one per rule of the PostgreSQL
+Every run here is held to a 32 MiB memory limit (memory_limit.py: a cgroup v1 memory controller, else RLIMIT_AS)
+and must answer exactly one JSON line with the documented code, within the README's peak RSS budget of 24 MB;
+each test prints the peak RSS it saw. One regression per defect found by attacking the binary, and one per rule of the PostgreSQL
 client's state machines.
 """
 import subprocess
@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from conftest import base_env, run
-from hostile_peers import LIMIT_BYTES, HostileHTTP, HostilePostgres, MemoryLimit, run_limited
+from hostile_peers import HostileHTTP, HostilePostgres
 from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
+from memory_limit import LIMIT_BYTES, MemoryLimit, run_limited
 
 PEAK_BUDGET_BYTES = 24_000_000  # README: peak RSS ≤ 24 MB whatever a peer or the request sends
 PASSWORD = "pw-Secret-42"
