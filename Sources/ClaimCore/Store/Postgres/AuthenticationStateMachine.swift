@@ -19,14 +19,23 @@ import COpenSSL
 /// So ReadyForQuery comes only after AuthenticationOk, and after SCRAM only once the server has proven it knows the
 /// password; once SCRAM began, no other method (cleartext, MD5) is answered.
 struct AuthenticationStateMachine {
+    /// Where start-up stands; the table above says what each state accepts.
     enum State {
+        /// StartupMessage sent: the server chooses a method (or none).
         case awaitingRequest
+        /// A cleartext or MD5 password sent.
         case passwordSent
+        /// SASLInitialResponse (client-first-message) sent.
         case saslStarted(SCRAMSHA256)
+        /// SASLResponse (client-final-message, with our proof) sent.
         case saslAnswered(SCRAMSHA256)
+        /// The server's signature verified: it knows the password.
         case saslVerified
+        /// AuthenticationOk received.
         case authenticated
+        /// ReadyForQuery received: start-up is over.
         case ready
+        /// Start-up failed; nothing more is accepted.
         case failed
     }
 
@@ -56,6 +65,7 @@ struct AuthenticationStateMachine {
         self.nonce = nonce
     }
 
+    /// Takes the next backend message: the new state, and what the connection must do.
     mutating func received(_ message: BackendMessage) -> Action {
         switch (state, message) {
         case (.ready, _), (.failed, _):

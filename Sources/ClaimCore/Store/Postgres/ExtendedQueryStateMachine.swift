@@ -16,13 +16,21 @@
 /// the first error is the round trip's `failure`; a FATAL one ends the session at once. NoticeResponse,
 /// ParameterStatus and NotificationResponse may arrive at any time before `done` (asynchronous messages).
 struct ExtendedQueryStateMachine {
+    /// Where the answer stands; the table above says what each state accepts.
     enum State: Equatable {
+        /// Waiting for statement i's ParseComplete.
         case parsing(Int)
+        /// Waiting for statement i's BindComplete.
         case binding(Int)
+        /// Statement i's rows, up to its CommandComplete.
         case executing(Int)
+        /// Every statement answered: waiting for the Sync's ReadyForQuery.
         case synced
+        /// After an ErrorResponse: the server skips to the Sync.
         case skipping
+        /// ReadyForQuery received.
         case done
+        /// The session is over.
         case failed
     }
 
@@ -36,6 +44,7 @@ struct ExtendedQueryStateMachine {
         case fail(PostgresError)
     }
 
+    /// Statements sent in this round trip (queued ones included).
     let statementCount: Int
     private(set) var state: State
     /// Each statement's rows, in order.
@@ -49,6 +58,7 @@ struct ExtendedQueryStateMachine {
         state = statementCount == 0 ? .synced : .parsing(0)
     }
 
+    /// Takes the next backend message: the new state, and what the connection must do.
     mutating func received(_ message: BackendMessage) -> Action {
         switch (state, message) {
         case (.done, _), (.failed, _):

@@ -230,6 +230,7 @@ struct MessageCursor {
         position = data.startIndex
     }
 
+    /// True once every byte was read.
     var isAtEnd: Bool { position == data.endIndex }
 
     /// The bytes not read yet, copied; the cursor ends.
@@ -238,8 +239,10 @@ struct MessageCursor {
         return Array(data[position...])
     }
 
+    /// Skips what is left.
     mutating func skipRest() { position = data.endIndex }
 
+    /// The next `count` bytes, in place.
     mutating func slice(_ count: Int) throws(PostgresError) -> ArraySlice<UInt8> {
         guard count >= 0, data.endIndex - position >= count else {
             throw PostgresError(.protocolViolation, "message shorter than its fields")
@@ -254,6 +257,7 @@ struct MessageCursor {
 
     mutating func byte() throws(PostgresError) -> UInt8 { try slice(1).first ?? 0 }
 
+    /// A big-endian Int32.
     mutating func int32() throws(PostgresError) -> Int32 {
         let b = try slice(4)
         let i = b.startIndex
@@ -261,6 +265,7 @@ struct MessageCursor {
             bitPattern: UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
     }
 
+    /// A big-endian Int16.
     mutating func int16() throws(PostgresError) -> Int16 {
         let b = try slice(2)
         return Int16(bitPattern: UInt16(b[b.startIndex]) << 8 | UInt16(b[b.startIndex + 1]))
@@ -292,6 +297,7 @@ struct MessageReader {
     /// Starts a new exchange: its budget is whole again.
     mutating func startExchange() { taken = 0 }
 
+    /// Adds bytes from a read.
     mutating func append(_ received: ArraySlice<UInt8>) {
         if start > 0 {
             // Drop what was decoded: the buffer holds at most the message being received plus one read.
