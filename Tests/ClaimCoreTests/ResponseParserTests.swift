@@ -99,6 +99,29 @@ import Testing
         #expect(try feed(fits)?.body == Array("ok".utf8))
     }
 
+    /// Many small chunks: decoded chunks are dropped from the buffer as the body grows, at any read size.
+    @Test(arguments: [7, 1000, 1 << 20])
+    func manySmallChunksAcrossTheBufferCompaction(piece: Int) throws {
+        var text = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        var expected: [UInt8] = []
+        for i in 0..<30_000 {
+            let byte = UInt8(0x61 + i % 26)
+            text += Array("1;e=\(i % 10)\r\n".utf8) + [byte] + Array("\r\n".utf8)
+            expected.append(byte)
+        }
+        text += Array("0\r\nX-T: 1\r\n\r\n".utf8)
+        var parser = ResponseParser(maxBody: 200_000)
+        var response: HTTPResponse?
+        var offset = 0
+        while offset < text.count, response == nil {
+            let end = min(offset + piece, text.count)
+            response = try parser.feed(text[offset..<end])
+            offset = end
+        }
+        #expect(response?.body == expected)
+        #expect(offset == text.count)
+    }
+
     @Test func interimHeadsCountAgainstTheCap() {
         let interim = "HTTP/1.1 100 Continue\r\nX: " + String(repeating: "i", count: 40_000) + "\r\n\r\n"
         let text = interim + "HTTP/1.1 200 OK\r\nX: " + String(repeating: "f", count: 30_000) + "\r\n\r\n"

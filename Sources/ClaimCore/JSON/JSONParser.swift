@@ -205,6 +205,8 @@ public struct JSONParser {
     /// Parses a string starting at its opening quote, validating UTF-8 as it goes.
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1
+        let start = index
+        var escaped = false
         var scalars = String.UnicodeScalarView()
         var runStart = index
         func flushRun(_ p: JSONParser, upTo end: Int) {
@@ -218,10 +220,13 @@ public struct JSONParser {
             let b = bytes[index]
             switch b {
             case UInt8(ascii: "\""):
+                defer { index += 1 }
+                // Without escapes the string is its bytes, validated below: one copy, not a scalar at a time.
+                if !escaped { return String(decoding: bytes[start..<index], as: UTF8.self) }
                 flushRun(self, upTo: index)
-                index += 1
                 return String(scalars)
             case UInt8(ascii: "\\"):
+                escaped = true
                 flushRun(self, upTo: index)
                 index += 1
                 guard index < bytes.count else { throw failure("unterminated string") }

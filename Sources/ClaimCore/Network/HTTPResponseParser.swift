@@ -54,6 +54,8 @@ struct ResponseParser {
     private var scanned = 0
     /// Bytes of interim (1xx) heads already dropped: they count against the head cap too.
     private var interimBytes = 0
+    /// Every byte fed so far, including what was dropped from `raw`.
+    private var received = 0
 
     init(maxBody: Int) { self.maxBody = maxBody }
 
@@ -62,8 +64,9 @@ struct ResponseParser {
     /// Adds received bytes; returns the response once it is complete.
     mutating func feed(_ bytes: ArraySlice<UInt8>) throws(HTTPFailure) -> HTTPResponse? {
         raw += bytes
-        // Chunk framing adds a few bytes per chunk; this bounds what a hostile peer can make us buffer.
-        if raw.count > 2 * maxBody + HTTPClient.maxHeadBytes {
+        received += bytes.count
+        // Chunk framing adds a few bytes per chunk; this bounds what a hostile peer can make us read.
+        if received > 2 * maxBody + HTTPClient.maxHeadBytes {
             throw HTTPFailure(.tooLarge, "response over \(maxBody) bytes")
         }
         while head == nil {
@@ -140,6 +143,15 @@ struct ResponseParser {
 
     /// Decodes as many chunks as have arrived; true after the last chunk and trailers.
     private mutating func advanceChunks() throws(HTTPFailure) -> Bool {
+        defer {
+            // What was decoded is in `body`: drop it from `raw`, so that framing (a flood of one-byte chunks is
+            // five bytes of it per byte of body) is not held twice.
+            if position >= 64 * 1024 {
+                raw.removeSubrange(..<position)
+                scanned = max(scanned - position, 0)
+                position = 0
+            }
+        }
         while true {
             switch chunkState {
             case .size:
