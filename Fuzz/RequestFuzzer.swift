@@ -7,7 +7,9 @@
 //     Request.init, only unauthenticated / invalid_request out of authenticate;
 //   - JSONWriter and JSONParser round-trip every accepted value;
 //   - an accepted username is valid and normalizing it again changes nothing; an accepted user id is valid;
-//   - the response line is one line of valid JSON.
+//   - the response line is one line of valid JSON;
+//   - with OpenWhisk's `__ow_*` fields allowed the same errors hold, a request without them decodes the same, and
+//     a web action's result is one line of valid JSON.
 
 /// The JWT secret and a token signed with it (sub "fuzz-user", exp 9999-12-31) are in the seed corpus, so the
 /// fuzzer starts from requests that get past authentication.
@@ -55,6 +57,25 @@ func checkRequest(_ bytes: [UInt8]) {
     (response.action, response.requestID) = Request.echo(from: object)
     if let id = response.requestID { precondition(id.unicodeScalars.count <= 128, "echoed a long request_id") }
 
+    // Under OpenWhisk's proxy `__ow_*` fields are the runtime's: only they may decode differently.
+    var openWhisk: Request?
+    do throws(ClaimError) {
+        openWhisk = try Request(object, openWhisk: true)
+    } catch {
+        precondition(
+            error.code == .invalidRequest || error.code == .invalidUsername, "OpenWhisk Request threw \(error)")
+    }
+    if let openWhisk {
+        do throws(ClaimError) {
+            let caller = try Handler.authenticate(
+                openWhisk, context: RuntimeContext(openWhisk: true), config: jwtConfig)
+            precondition(Request.isValidUserID(caller), "authenticated an invalid user id \(caller)")
+        } catch {
+            precondition(error.code == .unauthenticated || error.code == .invalidRequest, "authenticate threw \(error)")
+        }
+    }
+    requireOneJSONLine(OpenWhisk.webActionResult(response), "web action result")
+
     let request: Request
     do throws(ClaimError) {
         request = try Request(object)
@@ -66,6 +87,10 @@ func checkRequest(_ bytes: [UInt8]) {
     precondition(Request.isValidUsername(request.username), "accepted username \(request.username)")
     precondition(Request.normalizeUsername(request.username) == request.username, "normalization not idempotent")
     precondition(response.action == request.action, "echoed action differs from the request's")
+    precondition(
+        openWhisk?.username == request.username && openWhisk?.token == request.token
+            && openWhisk?.userID == request.userID && openWhisk?.headerAuthorization == nil,
+        "a request without __ow_ fields decodes differently under OpenWhisk")
 
     for config in [trustedConfig, jwtConfig] {
         do throws(ClaimError) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: format lint, unit tests (Swift Testing), then contract, race, fault and hostile-input tests
 # over the real static release binary (pytest), against SQLite and against a throw-away PostgreSQL server
-# (scripts/postgres.sh, stopped on exit), then a bounded fuzzing run. CI runs exactly this.
+# (scripts/postgres.sh, stopped on exit), and through the real FaaS runtimes built from ../shared/runtimes, then a
+# bounded fuzzing run. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --tests
@@ -9,6 +10,13 @@ swift format lint --strict --recursive Sources Fuzz/*.swift
 scripts/build.sh
 swift build --build-tests ${SWIFT_TEST_FLAGS:-}
 swift test --skip-build ${SWIFT_TEST_FLAGS:-}
+# The FaaS runtimes' pinned source sits beside the checkout (../shared/runtimes); the runtime tests run them in
+# front of the binary. Without it they skip, naming what is missing; under CI they fail instead.
+if [ -d ../shared/runtimes ]; then
+    ../shared/runtimes/build.sh .build/runtimes
+else
+    echo "note: ../shared/runtimes not found: the runtime tests (Tests/blackbox/test_runtime_*.py) will skip" >&2
+fi
 pgdir=$(mktemp -u /tmp/claim-pg-XXXXXXXX)
 trap 'scripts/postgres.sh stop "$pgdir"' EXIT
 CLAIM_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pgdir")

@@ -20,8 +20,6 @@ public struct Config: Sendable {
     public var http: HTTPClient.Environment
     /// Set in `jwt` mode only.
     public var jwt: JWTVerifier?
-    /// `Http_Authorization`, which an OpenFaaS watchdog sets from the HTTP request's Authorization header.
-    public var httpAuthorization: String?
 
     /// Every environment variable the binary reads, with its default (nil = none). function.json must list
     /// exactly these; a test compares the two.
@@ -48,6 +46,9 @@ public struct Config: Sendable {
         ("CLAIM_JWT_ISSUER", nil),
         ("CLAIM_JWT_LEEWAY_S", "30"),
         ("Http_Authorization", nil),
+        ("FN_HTTP_H_AUTHORIZATION", nil),
+        ("__OW_ACTION_NAME", nil),
+        ("CLAIM_EXIT_CODES", "sysexits"),
     ]
 
     /// Reads and validates the configuration.
@@ -104,7 +105,7 @@ public struct Config: Sendable {
         var config = Config(
             databasePath: path, databaseURL: databaseURL, auth: auth, verify: verify, busyTimeoutMs: timeout,
             sync: sync, journal: journal, codePrefix: "", challengeTTLSeconds: 0, leetcodeURL: "",
-            leetcodeTimeoutMs: 0, http: HTTPClient.Environment(), jwt: nil, httpAuthorization: nil)
+            leetcodeTimeoutMs: 0, http: HTTPClient.Environment(), jwt: nil)
         // Read for PostgreSQL's verify-ca / verify-full too, which `migrate` needs.
         config.http = HTTPClient.Environment(
             sslCertFile: value("SSL_CERT_FILE"), sslCertDir: value("SSL_CERT_DIR"),
@@ -118,6 +119,8 @@ public struct Config: Sendable {
             throw ClaimError(.misconfigured, "CLAIM_CODE_PREFIX must be 1-16 printable ASCII characters without spaces")
         }
         config.codePrefix = prefix
+        // main picks the exit code itself (`exitCodes`), also when loading fails; here a wrong value is reported.
+        _ = try choice("CLAIM_EXIT_CODES", ExitCodes.self)
         config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
         config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
         config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
@@ -137,8 +140,32 @@ public struct Config: Sendable {
             config.jwt = try JWTVerifier(
                 secret: Array(secret.utf8), audience: value("CLAIM_JWT_AUDIENCE") ?? "authenticated",
                 issuer: value("CLAIM_JWT_ISSUER"), leewaySeconds: try integer("CLAIM_JWT_LEEWAY_S", 0...3600))
-            config.httpAuthorization = value("Http_Authorization")
         }
         return config
+    }
+}
+
+// What the runtime that started this process put in its environment: read on every request, before (and whether
+// or not) the rest of the configuration loads.
+extension Config {
+    /// `CLAIM_EXIT_CODES`: `sysexits` (the exit code follows the status) or `zero` (exit 0 whenever the response
+    /// was written), for runtimes that replace or decorate the body of a process that exits non-zero.
+    public enum ExitCodes: String, CaseIterable, Sendable { case sysexits, zero }
+
+    /// `CLAIM_EXIT_CODES`, or nil when it holds something else (`load` then answers `misconfigured`).
+    public static func exitCodes(_ environment: (String) -> String?) -> ExitCodes? {
+        guard let raw = environment("CLAIM_EXIT_CODES"), !raw.isEmpty else { return .sysexits }
+        return ExitCodes(rawValue: raw)
+    }
+
+    /// Stdin mode's `RuntimeContext`: the Authorization header an OpenFaaS watchdog (`Http_Authorization`) or Fn's
+    /// hotwrap (`FN_HTTP_H_AUTHORIZATION`) passed on, and whether OpenWhisk's action proxy started us (it sets
+    /// `__OW_ACTION_NAME` for every run).
+    public static func runtimeContext(_ environment: (String) -> String?) -> RuntimeContext {
+        var context = RuntimeContext()
+        if let header = environment("Http_Authorization"), !header.isEmpty { context.authorization.append(header) }
+        if let header = environment("FN_HTTP_H_AUTHORIZATION"), !header.isEmpty { context.authorization.append(header) }
+        if let name = environment("__OW_ACTION_NAME"), !name.isEmpty { context.openWhisk = true }
+        return context
     }
 }

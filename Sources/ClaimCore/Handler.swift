@@ -3,8 +3,15 @@ public enum Handler {
     /// What one invocation produces: the response, and what the log line needs.
     public struct Outcome: Sendable {
         public var response: Response
+        /// The request was an OpenWhisk web action's parameters: the result must carry our status and headers.
+        public var openWhiskWebAction = false
         var username: String?
         var durationMs: Double
+
+        /// What stdout carries: the response line, or the web-action result that wraps it.
+        public var line: String {
+            openWhiskWebAction ? OpenWhisk.webActionResult(response) : response.line
+        }
 
         /// The stderr log line; `stdoutLost` when the response could not be written.
         public func logLine(stdoutLost: Bool = false) -> String {
@@ -14,25 +21,31 @@ public enum Handler {
 
     /// Decodes, authenticates and executes one request. Never throws: every failure becomes a response.
     /// - Parameters:
-    ///   - input: stdin's bytes (the caller stops reading after `Request.maxBytes + 1`).
+    ///   - input: the request body: stdin's bytes (the caller stops reading after `Request.maxBytes + 1`).
+    ///   - context: what the runtime delivered besides the body (an Authorization header, OpenWhisk's fields).
     ///   - environment: looks up an environment variable.
-    public static func handle(input: [UInt8], environment: (String) -> String?) -> Outcome {
+    public static func handle(
+        input: [UInt8], context: RuntimeContext = RuntimeContext(), environment: (String) -> String?
+    ) -> Outcome {
         let started = Clock.monotonicNs()
         var response = Response(action: nil, requestID: nil, outcome: .failure(ClaimError(.internal, "unreached")))
+        var webAction = false
         var username: String?
         do throws(ClaimError) {
             let object = try Request.parseObject(input)
             (response.action, response.requestID) = Request.echo(from: object)
+            webAction = context.openWhisk && OpenWhisk.isWebAction(object)
             let config = try Config.load(environment)
-            let request = try Request(object)
+            let request = try Request(object, openWhisk: context.openWhisk)
             username = request.username
-            let caller = try authenticate(request, config: config)
+            let caller = try authenticate(request, context: context, config: config)
             response.outcome = .success(try execute(request, caller: caller, config: config))
         } catch {
             response.outcome = .failure(error)
         }
         let durationMs = Double(Clock.monotonicNs() - started) / 1_000_000
-        return Outcome(response: response, username: username, durationMs: durationMs)
+        return Outcome(
+            response: response, openWhiskWebAction: webAction, username: username, durationMs: durationMs)
     }
 
     /// This build's version, sent to LeetCode in the User-Agent.
@@ -40,7 +53,9 @@ public enum Handler {
 
     /// The caller's user id.
     /// - Throws: `unauthenticated` when no valid identity was given, `invalid_request` for a contradictory one.
-    static func authenticate(_ request: Request, config: Config) throws(ClaimError) -> String {
+    static func authenticate(_ request: Request, context: RuntimeContext = RuntimeContext(), config: Config)
+        throws(ClaimError) -> String
+    {
         switch config.auth {
         case .trusted:
             guard let userID = request.userID else {
@@ -55,18 +70,26 @@ public enum Handler {
                 throw ClaimError(
                     .invalidRequest, "field \"user_id\" is not accepted with CLAIM_AUTH=jwt; the token is the identity")
             }
-            var headerToken: String?
-            if let header = config.httpAuthorization {
+            // Every source must agree: the token field, the header the runtime passed on, a web action's header.
+            var token = request.token
+            func take(_ header: String) throws(ClaimError) {
                 let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
                 guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                     throw ClaimError(.unauthenticated, "the Authorization header is not a Bearer token")
                 }
-                headerToken = String(parts[1])
+                let headerToken = String(parts[1])
+                if let token, token != headerToken {
+                    throw ClaimError(
+                        .invalidRequest,
+                        request.token != nil
+                            ? "the token field and the Authorization header carry different tokens"
+                            : "the runtime passed on Authorization headers with different tokens")
+                }
+                token = headerToken
             }
-            if let token = request.token, let headerToken, token != headerToken {
-                throw ClaimError(.invalidRequest, "the token field and the Authorization header carry different tokens")
-            }
-            guard let token = request.token ?? headerToken, let verifier = config.jwt else {
+            for header in context.authorization { try take(header) }
+            if let header = request.headerAuthorization { try take(header) }
+            guard let token, let verifier = config.jwt else {
                 throw ClaimError(
                     .unauthenticated, "missing token: send it in the token field or an Authorization header")
             }

@@ -51,12 +51,29 @@ func readStdin(limit: Int) -> [UInt8] {
     }
 }
 
+let context = Config.runtimeContext(environment)
 // `CommandLine.arguments` would build an Array of Strings on every request just to look for one word.
-if CommandLine.argc > 1, let first = CommandLine.unsafeArgv[1], strcmp(first, "migrate") == 0 {
+switch Command(argc: CommandLine.argc, argv: CommandLine.unsafeArgv, openWhisk: context.openWhisk) {
+case .serve:
+    break
+case .migrate:
     let result = Handler.migrate(environment: environment)
     exit(write(result.line, to: 1) ? result.exitCode : exitStdoutLost)
+case .help:
+    exit(write(Command.usage, to: 1) ? 0 : exitStdoutLost)
+case .version:
+    exit(write(Command.versionLine, to: 1) ? 0 : exitStdoutLost)
+case .unknown(let argument):
+    write("leetcode-claim: unknown argument \"\(argument)\"\n\n" + Command.usage, to: 2)
+    exit(Command.exitUsage)
 }
-let outcome = Handler.handle(input: readStdin(limit: Request.maxBytes), environment: environment)
-let delivered = write(outcome.response.line, to: 1)
+// A person who runs the binary in a terminal sees why it waits.
+if isatty(0) == 1 {
+    write("leetcode-claim: reading one JSON request from stdin (end it with Ctrl-D); --help for usage\n", to: 2)
+}
+let outcome = Handler.handle(input: readStdin(limit: Request.maxBytes), context: context, environment: environment)
+let delivered = write(outcome.line, to: 1)
 write(outcome.logLine(stdoutLost: !delivered), to: 2)
-exit(delivered ? outcome.response.exitCode : exitStdoutLost)
+if !delivered { exit(exitStdoutLost) }
+if case .zero? = Config.exitCodes(environment) { exit(0) }
+exit(outcome.response.exitCode)

@@ -114,6 +114,9 @@ private let jwtSecret = String(repeating: "s", count: JWTVerifier.minSecretBytes
                 "CLAIM_AUTH": "jwt", "CLAIM_JWT_SECRET": jwtSecret, "CLAIM_VERIFY": "off", "CLAIM_JOURNAL": "delete",
             ]))
         _ = try Config.load(recording([:]), storageOnly: true)
+        // What main reads on every request besides `load`: the runtime's variables.
+        _ = Config.runtimeContext(recording([:]))
+        _ = Config.exitCodes(recording([:]))
         #expect(asked == Set(Config.variables.map(\.name)))
         #expect(Config.variables.count == Set(Config.variables.map(\.name)).count)
     }

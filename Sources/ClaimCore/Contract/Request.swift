@@ -8,6 +8,8 @@ public struct Request: Sendable {
     public var userID: String?
     public var token: String?
     public var requestID: String?
+    /// Under OpenWhisk: a web action's Authorization header, from `__ow_headers.authorization`.
+    public var headerAuthorization: String?
 
     /// The largest request accepted, in bytes.
     public static let maxBytes = 65536
@@ -43,15 +45,22 @@ public struct Request: Sendable {
     }
 
     /// Validates fields, types and the username rule.
+    /// - Parameter openWhisk: `__ow_*` fields belong to the runtime (OpenWhisk's action proxy) and are skipped,
+    ///   but for the Authorization header in `__ow_headers`; otherwise they are unknown fields like any other.
     /// - Throws: `invalid_request` for unknown/missing/mistyped fields, `invalid_username` for the username rule.
-    public init(_ object: JSON) throws(ClaimError) {
+    public init(_ object: JSON, openWhisk: Bool = false) throws(ClaimError) {
         guard case .object(let members) = object else {
             throw ClaimError(.invalidJSON, "request must be a JSON object")
         }
         // Plain locals, not a Dictionary: its generic metadata costs more at start-up than this whole loop.
         var actionText: String?, rawUsername: String?, userID: String?, token: String?, requestID: String?
+        var headerAuthorization: String?
         for (key, value) in members {
             guard Request.fields.contains(key) else {
+                if openWhisk && key.hasPrefix(OpenWhisk.parameterPrefix) {
+                    if key == "__ow_headers" { headerAuthorization = try OpenWhisk.authorization(inHeaders: value) }
+                    continue
+                }
                 throw ClaimError(.invalidRequest, "unknown field \"\(Request.printable(key))\"")
             }
             guard let s = value.stringValue else {
@@ -84,6 +93,7 @@ public struct Request: Sendable {
         self.userID = userID
         self.token = token
         self.requestID = requestID
+        self.headerAuthorization = headerAuthorization
         guard Request.isValidUsername(username) else {
             throw ClaimError(
                 .invalidUsername,

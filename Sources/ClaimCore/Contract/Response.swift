@@ -32,8 +32,11 @@ public struct Response: Sendable {
         }
     }
 
-    /// `{"ok":…,"status":…,"action":…,"request_id":…,"result"|"error":…}` followed by a newline.
-    public var line: String {
+    /// `object` as one line of JSON followed by a newline: what stdout carries.
+    public var line: String { JSONWriter.serialize(object) + "\n" }
+
+    /// `{"ok":…,"status":…,"action":…,"request_id":…,"result"|"error":…}`; a runtime may wrap it (Runtime/).
+    public var object: JSON {
         var members: [(String, JSON)] = [
             ("ok", .bool(status == 200)),
             ("status", .number(String(status))),
@@ -48,6 +51,6 @@ public struct Response: Sendable {
             if let retry = error.retryAfterSeconds { body.append(("retry_after_s", .number(String(retry)))) }
             members.append(("error", .object(body)))
         }
-        return JSONWriter.serialize(.object(members)) + "\n"
+        return .object(members)
     }
 }
