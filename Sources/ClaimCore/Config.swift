@@ -120,7 +120,11 @@ public struct Config: Sendable {
         }
         config.codePrefix = prefix
         // main picks the exit code itself (`exitCodes`), also when loading fails; here a wrong value is reported.
-        _ = try choice("CLAIM_EXIT_CODES", ExitCodes.self)
+        // Not through `choice`: each of its specializations instantiates type metadata, ~2k instructions a request.
+        if exitCodes(environment) == nil {
+            let allowed = ExitCodes.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ClaimError(.misconfigured, "CLAIM_EXIT_CODES must be one of: \(allowed)")
+        }
         config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
         config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
         config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
