@@ -288,15 +288,16 @@ class Hotwrap:
         self.sandbox.stop()
 
 
-def build_zip(settings, folder, binary=None):
+def build_zip(settings):
     """deploy/openwhisk/build-zip.sh with `settings` (claim.env lines) → the zip's bytes."""
-    settings_path = pathlib.Path(folder) / "claim.env"
-    settings_path.write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
-    out = pathlib.Path(folder) / "action.zip"
-    env = dict(os.environ, LEETCODE_CLAIM_BIN=binary or BINARY)
-    subprocess.run([str(ROOT / "deploy" / "openwhisk" / "build-zip.sh"), str(settings_path), str(out)], env=env,
-                   check=True)
-    return out.read_bytes()
+    with tempfile.TemporaryDirectory() as folder:
+        settings_path = pathlib.Path(folder) / "claim.env"
+        settings_path.write_text("".join(f"{k}='{v}'\n" for k, v in settings.items()))
+        out = pathlib.Path(folder) / "action.zip"
+        env = dict(os.environ, LEETCODE_CLAIM_BIN=BINARY)
+        subprocess.run([str(ROOT / "deploy" / "openwhisk" / "build-zip.sh"), str(settings_path), str(out)],
+                       env=env, check=True)
+        return out.read_bytes()
 
 
 class OpenWhiskProxy:
@@ -370,9 +371,3 @@ def one_json_object(body):
     assert text[end:] in ("", "\n"), f"more after the JSON object: {text[end:]!r}"
     return value
 
-
-def scratch_folder(prefix):
-    """A folder under /tmp that processes running as nobody can enter (pytest's own are 0700)."""
-    folder = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
-    folder.chmod(0o755)
-    return folder

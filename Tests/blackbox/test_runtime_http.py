@@ -82,8 +82,7 @@ def check(runtime, response, status, code=None):
 
 @pytest.mark.parametrize("runtime", list(RECIPES))
 def test_each_outcome_reaches_the_client_as_exactly_our_json(runtime, images, tmp_path):
-    folder = runtimes.scratch_folder("claim-runtime-")
-    server, database = start(runtime, images[runtime], folder, CLAIM_BUSY_TIMEOUT_MS="300")
+    server, database = start(runtime, images[runtime], tmp_path, CLAIM_BUSY_TIMEOUT_MS="300")
     try:
         verify = json.dumps({"action": "verify", "username": "alice", "request_id": "r-1"}).encode()
         won = check(runtime, server.post(verify, authorization="Bearer " + token("user-1")), 200)
@@ -111,9 +110,8 @@ def test_each_outcome_reaches_the_client_as_exactly_our_json(runtime, images, tm
 
 
 @pytest.mark.parametrize("runtime", list(RECIPES))
-def test_fifty_way_race_through_the_runtime_has_one_winner(runtime, images):
-    folder = runtimes.scratch_folder("claim-race-")
-    server, database = start(runtime, images[runtime], folder, CLAIM_BUSY_TIMEOUT_MS="60000")
+def test_fifty_way_race_through_the_runtime_has_one_winner(runtime, images, tmp_path):
+    server, database = start(runtime, images[runtime], tmp_path, CLAIM_BUSY_TIMEOUT_MS="60000")
     try:
         verify = json.dumps({"action": "verify", "username": "contested"}).encode()
         requests = [server.request_argv(verify, authorization="Bearer " + token(f"racer-{i}")) for i in range(50)]

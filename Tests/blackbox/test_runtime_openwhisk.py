@@ -4,6 +4,7 @@ and each activation with /run, as a plain action and as a web action (parameters
 them). The proxy's answer is the action's result; for a web action the controller turns statusCode, headers and
 body into the HTTP response, so those are checked exactly.
 """
+import shutil
 import subprocess
 import time
 
@@ -31,7 +32,7 @@ def start(folder, count=1, **overrides):
     claim.env has the recipe's CLAIM_AUTH=jwt and the test's database, secret and CLAIM_VERIFY=off."""
     settings = dict(CLAIM_AUTH="jwt", CLAIM_JWT_SECRET=SECRET, CLAIM_VERIFY="off",
                     CLAIM_DB=str(folder / "data" / "claims.sqlite"), **overrides)
-    action = runtimes.build_zip(settings, folder)
+    action = runtimes.build_zip(settings)
     proxies = []
     try:
         for i in range(count):
@@ -90,9 +91,8 @@ def release(holder):
     holder.wait(timeout=30)
 
 
-def test_web_action_carries_our_status_headers_and_body(built):
-    folder = runtimes.scratch_folder("claim-ow-web-")
-    (proxy,), database = start(folder, CLAIM_BUSY_TIMEOUT_MS="300")
+def test_web_action_carries_our_status_headers_and_body(built, tmp_path):
+    (proxy,), database = start(tmp_path, CLAIM_BUSY_TIMEOUT_MS="300")
     try:
         verify = {"action": "verify", "username": "alice", "request_id": "r-1"}
         won = check_web(proxy.run(runtimes.web_parameters(verify, "Bearer " + token("user-1"))), 200)
@@ -114,9 +114,8 @@ def test_web_action_carries_our_status_headers_and_body(built):
         assert f'"outcome":"{outcome}"' in log, f"the log line for {outcome} is not in the proxy's log:\n{log}"
 
 
-def test_plain_action_result_is_our_response(built):
-    folder = runtimes.scratch_folder("claim-ow-plain-")
-    (proxy,), _ = start(folder)
+def test_plain_action_result_is_our_response(built, tmp_path):
+    (proxy,), _ = start(tmp_path)
     try:
         verify = {"action": "verify", "username": "bob", "token": token("user-1")}
         check_plain(proxy.run(verify), 200)
@@ -132,26 +131,28 @@ def test_plain_action_result_is_our_response(built):
 def test_binary_as_exec_with_settings_in_the_environment(built, tmp_path):
     """The other way to configure it: the binary itself as `exec` (argv[1] holds the parameters) and the settings
     in the container's environment, as an image built on the skeleton with ENV would have them."""
-    folder = runtimes.scratch_folder("claim-ow-env-")
+    folder = tmp_path
     exec_only = folder / "exec-only"
     exec_only.mkdir()
     subprocess.run(["install", "-m", "755", runtimes.BINARY, str(exec_only / "exec")], check=True)
     subprocess.run(["python3", "-m", "zipfile", "-c", str(folder / "exec.zip"), "exec"], cwd=exec_only, check=True)
+    action = (folder / "exec.zip").read_bytes()
+    shutil.rmtree(exec_only)
+    (folder / "exec.zip").unlink()
     env = {"CLAIM_AUTH": "jwt", "CLAIM_JWT_SECRET": SECRET, "CLAIM_VERIFY": "off",
            "CLAIM_DB": str(folder / "data" / "claims.sqlite")}
     proxy = runtimes.OpenWhiskProxy(folder / "proxy", folder / "proxy.log", env=env)
     try:
-        proxy.init((folder / "exec.zip").read_bytes())
+        proxy.init(action)
         check_web(proxy.run(runtimes.web_parameters({"action": "status", "username": "carol"},
                                                     "Bearer " + token("user-1"))), 200)
     finally:
         proxy.stop()
 
 
-def test_fifty_way_race_through_five_proxies_has_one_winner(built):
+def test_fifty_way_race_through_five_proxies_has_one_winner(built, tmp_path):
     """OpenWhisk runs one activation at a time per container: five containers share the database."""
-    folder = runtimes.scratch_folder("claim-ow-race-")
-    proxies, database = start(folder, count=5, CLAIM_BUSY_TIMEOUT_MS="60000")
+    proxies, database = start(tmp_path, count=5, CLAIM_BUSY_TIMEOUT_MS="60000")
     try:
         requests = [proxies[i % 5].run_argv(runtimes.web_parameters(
             {"action": "verify", "username": "contested"}, "Bearer " + token(f"racer-{i}"))) for i in range(50)]
