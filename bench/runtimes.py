@@ -209,7 +209,8 @@ def render(args, rows):
     for path, concurrency, load, r in rows:
         ours, floor = r["ours"], r["floor"]
         ratio = floor[0] / ours[0]
-        worst = max(worst, ratio)
+        if path != "direct invocation":
+            worst = max(worst, ratio)
         lines.append(f"| {path} | {concurrency} | {ours[0]:.0f} | {floor[0]:.0f} | {ratio:.2f}× | {ours[1]:.2f} | "
                      f"{floor[1]:.2f} | {ours[2]:.2f} | {floor[2]:.2f} | {ours[3] + floor[3]} | {load:.2f} |")
     lines += ["", "What each runtime itself costs, at concurrency 1 (p50 through it − p50 direct, same program):", "",
@@ -220,7 +221,7 @@ def render(args, rows):
             lines.append(f"| {path} | {r['ours'][1] - base['ours'][1]:+.2f} ms | "
                          f"{r['floor'][1] - base['floor'][1]:+.2f} ms |")
     verdict = "met" if worst <= 1.3 else "not met"
-    lines += ["", f"Largest floor/ours throughput ratio: **{worst:.2f}×** (target ≤ 1.3× through each runtime: "
+    lines += ["", f"Largest floor/ours throughput ratio through a watchdog: **{worst:.2f}×** (target ≤ 1.3×: "
                   f"**{verdict}**). `errors` counts responses that were not HTTP 200 with `\"status\":200` in the "
                   f"body (and wrk's socket errors).", "", END]
     return "\n".join(lines)
