@@ -1,8 +1,10 @@
 /* The C floor for leetcode-claim's function mode: the least a process can do to answer one request durably.
  *
  * Same SQLite work as Sources/ClaimCore: the schema text byte for byte, PRAGMA user_version handling,
- * busy_timeout, journal_mode WAL, synchronous FULL, the guarded upsert + audit event inside BEGIN IMMEDIATE, the
- * status SELECT, sqlite3_close_v2 before answering. Same stdin and stdout shape, one stderr log line. Left out on
+ * busy_timeout, journal_mode WAL, synchronous FULL, the writers' queue (an exclusive flock on the database file from
+ * before BEGIN IMMEDIATE to after COMMIT), the guarded upsert + audit event inside BEGIN IMMEDIATE, the status
+ * SELECT, no checkpoint when the connection closes but a TRUNCATE checkpoint after a commit that leaves 40 WAL
+ * frames or more, sqlite3_close_v2 before answering. Same stdin and stdout shape, one stderr log line. Left out on
  * purpose: a real JSON parser (it trusts its input: flat object, string values, no escapes), validation beyond
  * the username rule, JWT, LeetCode, challenge and release. "Invalid JSON" here means "does not start with {",
  * answered 400 before any getenv or database work.
@@ -10,14 +12,18 @@
  *   gcc -O2 -static -o floor bench/floor.c -lsqlite3 -lm
  *   echo '{"action":"verify","username":"alice","user_id":"u1"}' | CLAIM_AUTH=trusted CLAIM_VERIFY=off ./floor
  *
- * Two knobs for profiling, both off in the benchmark:
- *   FLOOR_NO_CLOSE=1  exit without sqlite3_close_v2. Not a shortcut: with no connection left open, the next
- *                     process rebuilds the WAL index from the whole -wal file, which then never restarts and
- *                     grows by every commit (see BENCHMARKS.md). By default the floor closes like ours: the last
- *                     connection to close checkpoints and deletes the -wal and -shm files.
+ * Knobs for profiling, all off in the benchmark:
+ *   FLOOR_NO_CLOSE=1  exit without sqlite3_close_v2 (it changes little now that closing does not checkpoint).
+ *   FLOOR_CHECKPOINT_FRAMES=N  checkpoint (TRUNCATE) after a commit that leaves N WAL frames or more (default
+ *                     40, as SQLiteConnection.checkpointFrames); 0 restores SQLite's defaults, which the store
+ *                     used before: the last connection to close checkpoints and deletes -wal and -shm.
  *   FLOOR_TRACE=1     one stderr line per step: "floor-trace <step> <microseconds>"
  */
+#include <fcntl.h>
+#include <sys/file.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +182,41 @@ static const char *field(char *json, const char *key) {
 /* ---- SQLite ---- */
 
 static sqlite3 *db;
+static int queue_fd = -1, wal_frames, checkpoint_frames = 40;
+
+static int count_frames(void *frames, sqlite3 *handle, const char *schema, int n) {
+    (void)handle, (void)schema;
+    *(int *)frames = n;
+    return SQLITE_OK;
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* The writers' queue: an exclusive flock on the database file, waited for within busy_ms (SIGALRM ends the wait). */
+static int enter_queue(int busy_ms) {
+    if (queue_fd < 0 || flock(queue_fd, LOCK_EX | LOCK_NB) == 0) return 1;
+    struct sigaction action = {0}, previous;
+    action.sa_handler = on_alarm;
+    sigaction(SIGALRM, &action, &previous);
+    struct itimerval timer = {{0, 0}, {busy_ms / 1000, (busy_ms % 1000) * 1000 + 1}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &timer, NULL);
+    int rc = flock(queue_fd, LOCK_EX);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &previous, NULL);
+    return rc == 0;
+}
+
+static void leave_queue(void) {
+    if (queue_fd >= 0) flock(queue_fd, LOCK_UN);
+}
+
+static void checkpoint_if_large(int busy_ms) {
+    if (!checkpoint_frames || wal_frames < checkpoint_frames) return;
+    wal_frames = 0;
+    sqlite3_busy_timeout(db, 0);
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(db, busy_ms);
+}
 
 /* Prepares, binds (text or NULL), steps to the end, finalizes. Copies the first row's columns into row[] when
  * given. Returns SQLITE_ROW (a row came), SQLITE_DONE (none) or the error code. */
@@ -227,6 +268,13 @@ static void open_store(const char *path, int busy_ms, int full_sync, int wal) {
     if (rc != SQLITE_OK) store_failed(rc);
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, busy_ms);
+    const char *frames = getenv("FLOOR_CHECKPOINT_FRAMES");
+    if (frames) checkpoint_frames = atoi(frames);
+    if (checkpoint_frames) {
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+        sqlite3_wal_hook(db, count_frames, &wal_frames);
+    }
+    queue_fd = open(path, O_RDONLY | O_CLOEXEC);
     mark("open");
     int version = user_version();
     mark("pragma_user_version");
@@ -237,9 +285,15 @@ static void open_store(const char *path, int busy_ms, int full_sync, int wal) {
     char row[1][128];
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    int queued = 0;
     for (unsigned attempt = 1;; attempt++) {
         rc = query("PRAGMA journal_mode", NULL, 0, row, 1);
         if (rc == SQLITE_ROW && strcmp(row[0], wanted) == 0) break;
+        if (rc == SQLITE_ROW && !queued) {
+            if (!enter_queue(busy_ms)) store_failed(SQLITE_BUSY);
+            queued = 1;
+            continue;
+        }
         if (rc == SQLITE_ROW) {
             rc = query(wal ? "PRAGMA journal_mode=wal" : "PRAGMA journal_mode=delete", NULL, 0, row, 1);
             if (rc == SQLITE_ROW && strcmp(row[0], wanted) == 0) break;
@@ -250,12 +304,14 @@ static void open_store(const char *path, int busy_ms, int full_sync, int wal) {
         if (((rc & 0xFF) != SQLITE_BUSY && (rc & 0xFF) != SQLITE_LOCKED) || waited >= busy_ms) store_failed(rc);
         usleep(500 + rand() % ((attempt < 20 ? attempt : 20) * 500));
     }
+    if (queued) leave_queue();
     mark("pragma_journal_mode");
     rc = query(full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL, 0, NULL, 0);
     if (rc != SQLITE_DONE) store_failed(rc);
     mark("pragma_synchronous");
 
     if (version == SCHEMA_VERSION) return;
+    if (!enter_queue(busy_ms)) store_failed(SQLITE_BUSY);
     if ((rc = query("BEGIN IMMEDIATE", NULL, 0, NULL, 0)) != SQLITE_DONE) store_failed(rc);
     int locked = user_version(); /* another process may have migrated while we waited for the lock */
     if (locked > SCHEMA_VERSION) { rollback(); answer(500, NULL, "store_unavailable", "newer schema"); }
@@ -266,6 +322,8 @@ static void open_store(const char *path, int busy_ms, int full_sync, int wal) {
     snprintf(set_version, sizeof set_version, "PRAGMA user_version=%d", SCHEMA_VERSION);
     if ((rc = query(set_version, NULL, 0, NULL, 0)) != SQLITE_DONE) { rollback(); store_failed(rc); }
     if ((rc = query("COMMIT", NULL, 0, NULL, 0)) != SQLITE_DONE) { rollback(); store_failed(rc); }
+    checkpoint_if_large(busy_ms);
+    leave_queue();
 }
 
 static void close_store(void) {
@@ -274,10 +332,11 @@ static void close_store(void) {
     mark("close");
 }
 
-static void claim(void) {
+static void claim(int busy_ms) {
     char now[64], result[1024];
     char previous[1][128] = {{0}}, row[3][128];
     rfc3339(now);
+    if (!enter_queue(busy_ms)) store_failed(SQLITE_BUSY);
     int rc = query("BEGIN IMMEDIATE", NULL, 0, NULL, 0);
     if (rc != SQLITE_DONE) store_failed(rc);
     mark("begin_immediate");
@@ -303,6 +362,8 @@ static void claim(void) {
     mark("event_insert");
     if ((rc = query("COMMIT", NULL, 0, NULL, 0)) != SQLITE_DONE) { rollback(); store_failed(rc); }
     mark("commit");
+    checkpoint_if_large(busy_ms);
+    leave_queue();
     close_store();
     snprintf(result, sizeof result,
              "{\"username\":\"%s\",\"claimed_by\":\"%s\",\"claimed_at\":\"%s\",\"verified_via\":\"%s\","
@@ -377,7 +438,7 @@ int main(void) {
         answer(501, NULL, "not_implemented", "the floor needs CLAIM_VERIFY=off");
     mark("input_and_environment");
     open_store(path, busy_ms, full_sync, wal);
-    if (is_verify) claim();
+    if (is_verify) claim(busy_ms);
     else status();
     return 0;
 }

@@ -41,11 +41,22 @@ extension SQLiteStore {
     func setJournalMode(_ mode: Config.Journal, busyTimeoutMs: Int) throws(ClaimError) {
         let wanted = mode == .wal ? "wal" : "delete"
         let deadline = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+        var queued = false
+        defer { if queued { connection.leaveWriterQueue() } }
         var attempt: UInt32 = 0
         while true {
             do throws(SQLiteError) {
                 let current = try connection.query("PRAGMA journal_mode").first?.first ?? nil
                 if current == wanted { return }
+                // Changing it needs the file to itself: queue like a writer, so that a burst on a new file finds it
+                // changed by the first in line instead of all of them retrying at once.
+                if !queued {
+                    guard connection.enterWriterQueue(deadlineNs: deadline) else {
+                        throw SQLiteError(code: SQLITE_BUSY, message: "no turn in the writers' queue in time", sql: nil)
+                    }
+                    queued = true
+                    continue
+                }
                 let set = try connection.query("PRAGMA journal_mode=\(wanted)").first?.first ?? nil
                 if set == wanted { return }
                 throw SQLiteError(code: SQLITE_BUSY, message: "journal mode stayed \(set ?? "unknown")", sql: nil)
@@ -55,7 +66,7 @@ extension SQLiteStore {
                 else { throw error.claimError(context: "journal_mode") }
             }
             attempt += 1
-            // Short randomized sleeps: dozens of processes may be racing for the same first lock.
+            // Short randomized sleeps: a program outside the queue (another service, the sqlite3 shell) may hold it.
             usleep(500 + arc4random_uniform(min(attempt, 20) * 500))
         }
     }

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The writers of one database file, waiting their turn in the kernel: an exclusive `flock` on the file, held from
+/// before `BEGIN IMMEDIATE` until after `COMMIT`.
+///
+/// SQLite's own lock has no queue: a process that finds it taken sleeps (1, 2, 5 … 100 ms) and tries again, so in a
+/// burst of hundreds of processes the lock sits free while they sleep, and the unlucky ones retry until their
+/// timeout. Waiters on a `flock` sleep in the kernel and are woken in turn as it is released, and burn no CPU. It
+/// only orders our own processes: SQLite's locking still decides everything, for other programs too.
+final class WriterQueue {
+    /// A descriptor of the database file of our own. Closing it would drop every POSIX lock this process holds on
+    /// the file, SQLite's included (https://sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_),
+    /// so it lives as long as the connection: the connection closes SQLite first (see `SQLiteConnection.deinit`).
+    private let fd: Int32
+
+    /// Opens `path` (which SQLite has just opened or created). Without a descriptor there is no queue, only SQLite's
+    /// locking.
+    init(path: String) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Waits for this process's turn until `deadlineNs` (`Clock.monotonicNs`). False when the deadline came first.
+    func enter(deadlineNs: UInt64) -> Bool {
+        guard fd >= 0 else { return true }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+        guard errno == EWOULDBLOCK || errno == EINTR else { return true }
+        // A blocking flock has no timeout: a one-shot SIGALRM, whose handler is installed without SA_RESTART, ends
+        // the wait with EINTR at the deadline.
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        var previous = sigaction()
+        sigaction(SIGALRM, &action, &previous)
+        defer { sigaction(SIGALRM, &previous, nil) }
+        while true {
+            let now = Clock.monotonicNs()
+            guard now < deadlineNs else { return false }
+            let left = deadlineNs - now
+            var timer = itimerval()
+            timer.it_value = timeval(
+                tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000) + 1)
+            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
+            let rc = flock(fd, LOCK_EX)
+            let failure = errno
+            var off = itimerval()
+            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &off, nil)
+            if rc == 0 { return true }
+            if failure != EINTR { return true }
+        }
+    }
+
+    /// Lets the next writer in.
+    func leave() {
+        if fd >= 0 { flock(fd, LOCK_UN) }
+    }
+}
