@@ -132,21 +132,15 @@ public struct JWTVerifier: Sendable {
     }
 }
 
-/// HMAC-SHA256 with libcrypto's one-shot `HMAC` (https://docs.openssl.org/3.0/man3/HMAC/); nil if it fails.
+/// HMAC-SHA256 on libcrypto's low-level SHA-256, which needs no provider set-up (see COpenSSL's shim.h); nil never
+/// happens, but callers keep the optional of the EVP version it replaced.
 func hmacSHA256(key: [UInt8], message: ArraySlice<UInt8>) -> [UInt8]? {
-    _ = OpenSSLSetup.ready
-    var mac = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-    var length: UInt32 = 0
-    let result = key.withUnsafeBytes { keyBuffer in
-        message.withUnsafeBytes { messageBuffer in
-            HMAC(
-                EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count),
-                messageBuffer.baseAddress?.assumingMemoryBound(to: UInt8.self), messageBuffer.count,
-                &mac, &length)
-        }
+    var mac = [UInt8](repeating: 0, count: 32)
+    message.withUnsafeBytes { buffer in
+        let bytes = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        copenssl_hmac_sha256(key, key.count, bytes, buffer.count, &mac)
     }
-    guard result != nil else { return nil }
-    return Array(mac.prefix(Int(length)))
+    return mac
 }
 
 /// Strict base64url without padding (RFC 7515 §2, RFC 4648 §5), as JWS compact serialization requires.
