@@ -79,10 +79,11 @@ def trusted_env(tmp_path):
     return base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
 
 
-# --- Storage backends: the contract and race tests run against SQLite and against a real PostgreSQL server. ---
+# --- Storage backends: SQLite, a real PostgreSQL server, and that server through PgBouncer (transaction pooling). ---
 
 POSTGRES_SCRIPT = ROOT / "scripts" / "postgres.sh"
-BACKENDS = ("sqlite", "postgres")
+PGBOUNCER_SCRIPT = ROOT / "scripts" / "pgbouncer.sh"
+BACKENDS = ("sqlite", "postgres", "pgbouncer")
 
 
 class PostgresServer:
@@ -99,10 +100,7 @@ class PostgresServer:
                                "-d", database], input=sql, capture_output=True, text=True, check=True).stdout
 
     def url_for(self, database, **params):
-        url = self.url.rsplit("/", 1)[0] + "/" + database
-        if params:
-            url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
-        return url
+        return url_for(self.url, database, **params)
 
     def create_database(self):
         name = "t_" + uuid.uuid4().hex[:16]
@@ -111,6 +109,33 @@ class PostgresServer:
 
     def drop_database(self, name):
         self.admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def url_for(url, database, **params):
+    """`url` naming `database` instead, with `params` as its query."""
+    url = url.rsplit("/", 1)[0] + "/" + database
+    if params:
+        url += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    return url
+
+
+class PgBouncer:
+    """PgBouncer started by scripts/pgbouncer.sh in front of a PostgresServer; `url` for the test role."""
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.url = (self.folder / "url").read_text().strip()
+
+    def url_for(self, database, **params):
+        return url_for(self.url, database, **params)
+
+
+def start_pgbouncer(server, auth="scram-secret"):
+    """PgBouncer in front of `server` (a PostgresServer), in a new folder under /tmp; returns it and a stopper."""
+    folder = pathlib.Path(tempfile.gettempdir()) / f"claim-pgbouncer-{uuid.uuid4().hex[:12]}"
+    subprocess.run([str(PGBOUNCER_SCRIPT), "start", str(folder), str(server.folder), auth], check=True,
+                   stdout=subprocess.DEVNULL)
+    return PgBouncer(folder), lambda: subprocess.run([str(PGBOUNCER_SCRIPT), "stop", str(folder)], check=False)
 
 
 def start_postgres():
@@ -135,20 +160,42 @@ def postgres_server():
         stop()
 
 
-class Backend:
-    """One storage backend for one test: the environment that selects it and a way to look inside."""
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server):
+    """The PgBouncer scripts/test.sh started (CLAIM_TEST_PGBOUNCER_DIR), else one started for this session in front
+    of `postgres_server`, with the role's SCRAM secret in its auth_file."""
+    folder = os.environ.get("CLAIM_TEST_PGBOUNCER_DIR")
+    if folder:
+        yield PgBouncer(folder)
+        return
+    pooler, stop = start_pgbouncer(postgres_server)
+    try:
+        yield pooler
+    finally:
+        stop()
 
-    def __init__(self, name, server=None, database=None):
+
+class Backend:
+    """One storage backend for one test: the environment that selects it and a way to look inside. `pgbouncer` is the
+    PostgreSQL backend reached through the pooler: `server` is still the server behind it."""
+
+    def __init__(self, name, server=None, database=None, pooler=None):
         self.name = name
         self.server = server
         self.database = database
+        self.pooler = pooler
+
+    @property
+    def is_postgres(self):
+        return self.name in ("postgres", "pgbouncer")
 
     def env(self, tmp_path, url_params=None, **extra):
-        """base_env for this backend: CLAIM_DB in the test's folder, or CLAIM_DATABASE_URL of a fresh database."""
+        """base_env for this backend: CLAIM_DB in the test's folder, or CLAIM_DATABASE_URL of a fresh database
+        (through the pooler for `pgbouncer`)."""
         env = base_env(tmp_path, **extra)
-        if self.name == "postgres":
+        if self.is_postgres:
             del env["CLAIM_DB"]
-            env["CLAIM_DATABASE_URL"] = self.server.url_for(self.database, **(url_params or {}))
+            env["CLAIM_DATABASE_URL"] = (self.pooler or self.server).url_for(self.database, **(url_params or {}))
         return env
 
 
@@ -169,8 +216,9 @@ def backend(request):
         yield Backend("sqlite")
         return
     server = request.getfixturevalue("postgres_server")
+    pooler = request.getfixturevalue("pgbouncer") if request.param == "pgbouncer" else None
     database = server.create_database()
     try:
-        yield Backend("postgres", server, database)
+        yield Backend(request.param, server, database, pooler)
     finally:
         server.drop_database(database)

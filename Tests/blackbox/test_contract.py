@@ -14,7 +14,8 @@ A case folder holds:
   check.sql / check.out         optional: after the run, the output of check.sql (sqlite3 shell, or psql -At -F '|')
                                 must equal check.out
   backends                      optional: the backends the case applies to, one a line (sqlite, postgres);
-                                without it, both. Each case runs once per backend it applies to.
+                                without it, all. `postgres` means the server directly and through PgBouncer
+                                (the `pgbouncer` backend). Each case runs once per backend it applies to.
 """
 import json
 import pathlib
@@ -77,9 +78,9 @@ def matches(expected, actual):
 
 def backends_of(folder):
     marker = folder / "backends"
-    names = marker.read_text().split() if marker.exists() else list(BACKENDS)
-    assert set(names) <= set(BACKENDS), f"{marker}: unknown backend"
-    return names
+    names = marker.read_text().split() if marker.exists() else ["sqlite", "postgres"]
+    assert set(names) <= {"sqlite", "postgres"}, f"{marker}: unknown backend"
+    return [b for b in BACKENDS if b in names or (b == "pgbouncer" and "postgres" in names)]
 
 
 CASE_RUNS = [(p.name, b) for p in sorted(CASES.iterdir()) if p.is_dir() for b in backends_of(p)]

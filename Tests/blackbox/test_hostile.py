@@ -14,7 +14,8 @@ must be the same before and after. Requests that would legitimately write are ne
 legitimately succeed are read-only `status` calls, counted separately as controls that must succeed.
 
 Besides the generated suite: a test that a known token and secret never appear on stdout, stderr or in the
-database, and a test that SQL in every field is bound (tables intact, values stored verbatim).
+database, and a test that SQL in every field is bound (tables intact, values stored verbatim). All three run
+against SQLite and against PostgreSQL (`backend`).
 """
 import base64
 import collections
@@ -32,7 +33,7 @@ import unicodedata
 
 import pytest
 
-from conftest import BINARY, base_env, expected_exit, run
+from conftest import BINARY, base_env, db_query, expected_exit, run
 
 SEED = int(os.environ.get("HOSTILE_SEED", "4"))
 WORKERS = int(os.environ.get("HOSTILE_WORKERS", "8"))
@@ -863,21 +864,57 @@ def generate(seed=SEED):
 # Running
 
 
-def sqlite(db, sql, *flags):
-    return subprocess.run(["sqlite3", *flags, str(db)], input=sql, capture_output=True, text=True,
-                          check=True).stdout
-
+# SQLite and PostgreSQL (PgBouncer changes nothing about input handling; the contract and race tests cover it).
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 ROW_COUNTS = ("SELECT 'profiles', count(*) FROM profiles; SELECT 'claim_events', count(*) FROM claim_events; "
-              "SELECT 'challenges', count(*) FROM challenges; "
-              "SELECT 'tables', group_concat(name) FROM (SELECT name FROM sqlite_master ORDER BY name);")
+              "SELECT 'challenges', count(*) FROM challenges; ")
+TABLES = {
+    "sqlite": "SELECT 'tables', group_concat(name) FROM (SELECT name FROM sqlite_master ORDER BY name);",
+    "postgres": "SELECT 'tables', string_agg(name, ',' ORDER BY name) FROM (SELECT tablename AS name FROM pg_tables "
+                "WHERE schemaname = 'public' UNION ALL SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+                "UNION ALL SELECT tgname FROM pg_trigger WHERE NOT tgisinternal) objects;",
+}
 
 
-def migrated_database(tmp_path, name):
-    env = base_env(tmp_path / name)
-    proc = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return env["CLAIM_DB"]
+def snapshot(backend, env):
+    """Row counts of the three tables and the names of every table, index and trigger."""
+    return db_query(env, ROW_COUNTS + TABLES["sqlite" if backend.name == "sqlite" else "postgres"])
+
+
+def rows(env, sql):
+    """The rows of `sql` as dicts, from the sqlite3 shell's -json or PostgreSQL's json_agg."""
+    if env.get("CLAIM_DATABASE_URL"):
+        return json.loads(db_query(env, f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q;"))
+    return json.loads(subprocess.run(["sqlite3", "-json", env["CLAIM_DB"]], input=sql + ";", capture_output=True,
+                                     text=True, check=True).stdout or "[]")
+
+
+def integrity(backend, env):
+    """SQLite's integrity_check, or amcheck over PostgreSQL's indexes: "ok" when sound."""
+    if backend.name == "sqlite":
+        return db_query(env, "PRAGMA integrity_check;").strip()
+    backend.server.admin_sql("CREATE EXTENSION IF NOT EXISTS amcheck; SELECT bt_index_check(c.oid, true) FROM pg_index i "
+                             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                             "WHERE n.nspname = 'public';", backend.database)
+    return "ok"
+
+
+def worker_databases(backend, tmp_path, count):
+    """`count` databases created with `leetcode-claim migrate`, each selected by an environment without CLAIM_AUTH;
+    returns the environments and a function that drops the PostgreSQL ones."""
+    envs, extra = [], []
+    for w in range(count):
+        env = base_env(tmp_path / f"worker{w}")
+        if backend.name != "sqlite":
+            database = backend.server.create_database()
+            extra.append(database)
+            del env["CLAIM_DB"]
+            env["CLAIM_DATABASE_URL"] = backend.server.url_for(database)
+        proc = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        envs.append(env)
+    return envs, lambda: [backend.server.drop_database(d) for d in extra]
 
 
 def check_case(case, env):
@@ -910,16 +947,23 @@ def test_generation_is_deterministic():
     assert [(c.family, c.data, c.mode) for c in first] == [(c.family, c.data, c.mode) for c in second]
 
 
-def test_hostile_requests(tmp_path, capsys):
+@BACKENDS
+def test_hostile_requests(tmp_path, capsys, backend):
     cases = generate()
     hostile = [c for c in cases if c.expect.code is not None]
     controls = [c for c in cases if c.expect.code is None]
     assert len(hostile) >= MIN_HOSTILE
 
-    databases = [migrated_database(tmp_path, f"worker{w}") for w in range(WORKERS)]
-    before = [sqlite(db, ROW_COUNTS) for db in databases]
-    envs = [{mode: {**base_env(tmp_path), "CLAIM_DB": db, **extra} for mode, extra in MODES.items()}
-            for db in databases]
+    databases, drop = worker_databases(backend, tmp_path, WORKERS)
+    try:
+        hostile_requests(cases, hostile, controls, databases, backend, capsys)
+    finally:
+        drop()
+
+
+def hostile_requests(cases, hostile, controls, databases, backend, capsys):
+    before = [snapshot(backend, db) for db in databases]
+    envs = [{mode: {**db, **extra} for mode, extra in MODES.items()} for db in databases]
 
     def work(worker):
         out = []
@@ -931,14 +975,14 @@ def test_hostile_requests(tmp_path, capsys):
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         results = [r for chunk in pool.map(work, range(WORKERS)) for r in chunk]
     elapsed = time.monotonic() - started
-    after = [sqlite(db, ROW_COUNTS) for db in databases]
+    after = [snapshot(backend, db) for db in databases]
 
     failures = [(case, problem) for case, problem, _ in results if problem]
     by_code = collections.Counter(got or "ok" for _, _, got in results)
     by_family = collections.Counter(case.family.split("-")[0] for case in cases)
     with capsys.disabled():
-        print(f"\nhostile requests: {len(cases)} cases ({len(hostile)} hostile, {len(controls)} read-only controls "
-              f"that must succeed), seed {SEED}, {WORKERS} workers, {elapsed:.1f} s")
+        print(f"\nhostile requests ({backend.name}): {len(cases)} cases ({len(hostile)} hostile, {len(controls)} "
+              f"read-only controls that must succeed), seed {SEED}, {WORKERS} workers, {elapsed:.1f} s")
         print("  answered: " + ", ".join(f"{code} {n}" for code, n in sorted(by_code.items())))
         print("  by mode: " + ", ".join(f"{m} {n}" for m, n in
                                          sorted(collections.Counter(c.mode for c in cases).items())))
@@ -955,7 +999,8 @@ def test_hostile_requests(tmp_path, capsys):
 # Secrets never leak
 
 
-def test_token_and_secret_never_appear_in_output(tmp_path):
+@BACKENDS
+def test_token_and_secret_never_appear_in_output(tmp_path, backend):
     jwt = pytest.importorskip("jwt")
     secret = "leak-check-secret-7f3a9c1e5b2d4a6f8e0c9b7a5d3f1e2c"
     now = int(time.time())
@@ -974,7 +1019,7 @@ def test_token_and_secret_never_appear_in_output(tmp_path):
         "secret-inside": f"{b64url(secret.encode())}.{secret}.{secret}",
         "oversized": valid + "A" * 9000,
     }
-    env = base_env(tmp_path, CLAIM_AUTH="jwt", CLAIM_VERIFY="off", CLAIM_JWT_SECRET=secret)
+    env = backend.env(tmp_path, CLAIM_AUTH="jwt", CLAIM_VERIFY="off", CLAIM_JWT_SECRET=secret)
     runs = []
     for name, token in tokens.items():
         for action in ACTIONS:
@@ -1007,8 +1052,8 @@ def test_token_and_secret_never_appear_in_output(tmp_path):
                 assert needle.encode() not in output, f"{name}: {needle[:20]}... appears in the output: {output!r}"
     # The valid token did authenticate: its verify claimed the profile for its sub.
     assert answered["ok"] > 0 and answered["unauthenticated"] > 0 and answered["misconfigured"] > 0, answered
-    assert "leak-user" in sqlite(env["CLAIM_DB"], "SELECT user_id FROM claim_events WHERE event = 'claim';")
-    dump = sqlite(env["CLAIM_DB"], ".dump")
+    assert "leak-user" in db_query(env, "SELECT user_id FROM claim_events WHERE event = 'claim';")
+    dump = json.dumps([rows(env, f"SELECT * FROM {table}") for table in ("profiles", "claim_events", "challenges")])
     for needle in [secret, *tokens.values()]:
         assert needle not in dump, "a token or the secret was stored in the database"
 
@@ -1017,9 +1062,9 @@ def test_token_and_secret_never_appear_in_output(tmp_path):
 # SQL is bound
 
 
-def test_sql_in_fields_is_bound(tmp_path):
-    env = base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
-    db = env["CLAIM_DB"]
+@BACKENDS
+def test_sql_in_fields_is_bound(tmp_path, backend):
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
     # Printable ASCII without spaces is a legal user_id: /**/ stands in for the spaces SQL would need.
     owner = "x');DROP/**/TABLE/**/profiles;--"
     intruder = "'OR'1'='1"
@@ -1053,15 +1098,14 @@ def test_sql_in_fields_is_bound(tmp_path):
     ok({"action": "release", "username": "bobby-tables", "user_id": owner, "request_id": request_id},
        released=True)
 
-    rows = json.loads(sqlite(db, "SELECT username, claimed_by FROM profiles ORDER BY username;", "-json"))
-    held = {row["username"]: row["claimed_by"] for row in rows}
+    held = {row["username"]: row["claimed_by"] for row in rows(env, "SELECT username, claimed_by FROM profiles")}
     assert held["bobby-tables"] is None and held["a_c"] == "u%" and held["abc"] == "u_" and held["--"] == "--"
-    events = json.loads(sqlite(db, "SELECT event, username, user_id, request_id FROM claim_events "
-                                   "WHERE username = 'bobby-tables' ORDER BY id;", "-json"))
+    events = rows(env, "SELECT event, username, user_id, request_id FROM claim_events "
+                       "WHERE username = 'bobby-tables' ORDER BY id")
     assert [(e["event"], e["user_id"], e["request_id"]) for e in events] == [
         ("claim", owner, request_id), ("release", owner, request_id)], events
-    challenge = json.loads(sqlite(db, "SELECT user_id FROM challenges WHERE username = 'other.profile';", "-json"))
+    challenge = rows(env, "SELECT user_id FROM challenges WHERE username = 'other.profile'")
     assert challenge == [{"user_id": intruder}]
-    tables = sqlite(db, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;").split()
+    tables = snapshot(backend, env).splitlines()[-1].split("|", 1)[1].split(",")
     assert {"profiles", "claim_events", "challenges"} <= set(tables)
-    assert sqlite(db, "PRAGMA integrity_check;").strip() == "ok"
+    assert integrity(backend, env) == "ok"

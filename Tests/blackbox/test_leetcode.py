@@ -1,7 +1,8 @@
 """LeetCode verification over real TLS against the fake LeetCode server on loopback.
 
 The fake (Tests/fake_leetcode/server.py) answers by username, shaped like LeetCode's real responses; the test CA
-and certificates are made with the openssl command when the module starts.
+and certificates are made with the openssl command when the module starts. The tests that store something run
+against SQLite and against PostgreSQL (`backend`).
 """
 import json
 import os
@@ -12,14 +13,15 @@ import time
 
 import pytest
 
-from conftest import BINARY, base_env, run
+from conftest import BINARY, base_env, db_query, run
 from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
 from test_race import run_all
 
 
-def env_for(tmp_path, leetcode, url=None, **extra):
-    return base_env(tmp_path, CLAIM_AUTH="trusted", LEETCODE_GRAPHQL_URL=url or leetcode.https,
-                    SSL_CERT_FILE=leetcode.ca, **extra)
+def env_for(tmp_path, leetcode, url=None, backend=None, url_params=None, **extra):
+    settings = dict(CLAIM_AUTH="trusted", LEETCODE_GRAPHQL_URL=url or leetcode.https, SSL_CERT_FILE=leetcode.ca,
+                    **extra)
+    return backend.env(tmp_path, url_params, **settings) if backend else base_env(tmp_path, **settings)
 
 
 def request(action, username, user="user-1"):
@@ -27,8 +29,12 @@ def request(action, username, user="user-1"):
 
 
 def sql(env, query):
-    return subprocess.run(["sqlite3", env["CLAIM_DB"], query], capture_output=True, text=True,
-                          check=True).stdout
+    """`query` on the database `env` selects (the sqlite3 shell or psql), as another service would."""
+    return db_query(env, query + ";")
+
+
+# SQLite and PostgreSQL; PgBouncer changes nothing about LeetCode, and the race tests cover it.
+BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 
 def challenge(env, username, user="user-1"):
@@ -37,8 +43,9 @@ def challenge(env, username, user="user-1"):
     return result.response["result"]["code"]
 
 
-def test_verify_with_code_in_about_me_claims_and_stores_snapshot(tmp_path, leetcode):
-    env = env_for(tmp_path, leetcode)
+@BACKENDS
+def test_verify_with_code_in_about_me_claims_and_stores_snapshot(tmp_path, leetcode, backend):
+    env = env_for(tmp_path, leetcode, backend=backend)
     code = challenge(env, "alice")
     leetcode.set_profile("alice", f"Hi! {code} I like graphs")
     result = run(request("verify", "alice"), env)
@@ -53,8 +60,9 @@ def test_verify_with_code_in_about_me_claims_and_stores_snapshot(tmp_path, leetc
     assert sql(env, "SELECT count(*) FROM challenges") == "0\n", "the challenge is consumed"
 
 
-def test_owner_verify_resyncs_without_code(tmp_path, leetcode):
-    env = env_for(tmp_path, leetcode)
+@BACKENDS
+def test_owner_verify_resyncs_without_code(tmp_path, leetcode, backend):
+    env = env_for(tmp_path, leetcode, backend=backend)
     code = challenge(env, "resyncer")
     leetcode.set_profile("resyncer", code)
     first = run(request("verify", "resyncer"), env).response["result"]
@@ -68,16 +76,18 @@ def test_owner_verify_resyncs_without_code(tmp_path, leetcode):
     assert sql(env, "SELECT event FROM claim_events ORDER BY id") == "claim\nresync\n"
 
 
-def test_chunked_response_is_read(tmp_path, leetcode):
-    env = env_for(tmp_path, leetcode)
+@BACKENDS
+def test_chunked_response_is_read(tmp_path, leetcode, backend):
+    env = env_for(tmp_path, leetcode, backend=backend)
     code = challenge(env, "chunked")
     leetcode.set_profile("chunked", code)
     result = run(request("verify", "chunked"), env)
     assert result.status == 200, result.response
 
 
-def test_plain_http_to_loopback_works(tmp_path, leetcode):
-    env = env_for(tmp_path, leetcode, url=leetcode.http)
+@BACKENDS
+def test_plain_http_to_loopback_works(tmp_path, leetcode, backend):
+    env = env_for(tmp_path, leetcode, url=leetcode.http, backend=backend)
     code = challenge(env, "plain")
     leetcode.set_profile("plain", code)
     assert run(request("verify", "plain"), env).status == 200
@@ -100,10 +110,11 @@ FAILURES = [
 ]
 
 
+@BACKENDS
 @pytest.mark.parametrize("username,where,extra,status,code,retry", FAILURES, ids=[f[4] + "-" + f[0] for f in FAILURES])
-def test_upstream_failure_claims_nothing(tmp_path, leetcode, username, where, extra, status, code, retry):
+def test_upstream_failure_claims_nothing(tmp_path, leetcode, backend, username, where, extra, status, code, retry):
     url = "https://127.0.0.1:1/graphql" if where == "closed" else getattr(leetcode, where)
-    env = env_for(tmp_path, leetcode, url=url, **extra)
+    env = env_for(tmp_path, leetcode, url=url, backend=backend, **extra)
     live = challenge(env, username)
     if username == "nocode":
         leetcode.set_profile("nocode", "no code here")
@@ -120,8 +131,9 @@ def test_upstream_failure_claims_nothing(tmp_path, leetcode, username, where, ex
         assert result.logs[-1].get("detail"), "the log says which upstream failure it was"
 
 
-def test_challenge_codes_differ_repeat_while_live_expire_and_are_single_use(tmp_path, leetcode):
-    env = env_for(tmp_path, leetcode, CLAIM_CHALLENGE_TTL_S="1")
+@BACKENDS
+def test_challenge_codes_differ_repeat_while_live_expire_and_are_single_use(tmp_path, leetcode, backend):
+    env = env_for(tmp_path, leetcode, backend=backend, CLAIM_CHALLENGE_TTL_S="1")
     codes = {challenge(env, "shared", f"user-{i}") for i in range(20)}
     assert len(codes) == 20, "codes differ across users"
     first = challenge(env, "single")
@@ -138,8 +150,10 @@ def test_challenge_codes_differ_repeat_while_live_expire_and_are_single_use(tmp_
     assert reused.code == "no_active_challenge", "a consumed code cannot be used again"
 
 
-def test_race_100_verified_users_one_profile(tmp_path, leetcode, capsys):
-    env = env_for(tmp_path, leetcode, CLAIM_BUSY_TIMEOUT_MS="60000", LEETCODE_TIMEOUT_MS="30000")
+@BACKENDS
+def test_race_100_verified_users_one_profile(tmp_path, leetcode, backend, capsys):
+    env = env_for(tmp_path, leetcode, backend=backend, url_params={"connect_timeout": 60},
+                  CLAIM_BUSY_TIMEOUT_MS="60000", LEETCODE_TIMEOUT_MS="30000")
     users = [f"racer-{i}" for i in range(100)]
     codes = [challenge(env, "contested-lc", u) for u in users]
     leetcode.set_profile("contested-lc", " ".join(codes))
@@ -149,7 +163,8 @@ def test_race_100_verified_users_one_profile(tmp_path, leetcode, capsys):
         key = "200" if r["ok"] else r["error"]["code"]
         seen[key] = seen.get(key, 0) + 1
     with capsys.disabled():
-        print("\n  race 100 verified users/1 profile: " + ", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
+        print(f"\n  race 100 verified users/1 profile {backend.name}: "
+              + ", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
     assert seen == {"200": 1, "already_claimed": 99}
     winner = next(r for r in results if r["ok"])["result"]
     assert sql(env, "SELECT claimed_by, claimed_at, synced_at FROM profiles") == \

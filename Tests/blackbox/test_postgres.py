@@ -1,8 +1,8 @@
 """PostgreSQL backend faults, TLS modes and authentication methods over the real binary.
 
 The module starts a private server with scripts/postgres.sh (the shared one must not be stopped or reconfigured
-under other tests): it is halted mid-run like a crash, given a certificate for the wrong host, ssl turned off, and
-pg_hba.conf lines for MD5, cleartext, trust and TLS-only roles.
+under other tests): it is halted mid-run like a crash (reached directly, and through PgBouncer), given a certificate
+for the wrong host, ssl turned off, and pg_hba.conf lines for MD5, cleartext, trust and TLS-only roles.
 """
 import json
 import socket
@@ -13,9 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BINARY, POSTGRES_SCRIPT, base_env, db_query, run, start_postgres
-from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
-from test_race import run_all
+from conftest import BINARY, POSTGRES_SCRIPT, base_env, db_query, run, start_pgbouncer, start_postgres
 
 VERIFY = {"action": "verify", "username": "alice", "user_id": "user-1"}
 
@@ -78,9 +76,31 @@ def detail(result):
 
 # --- The server goes away in the middle of a run ---
 
-def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(server, tmp_path, capsys):
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(server, tmp_path, capsys, through):
     database = server.create_database()
-    env = env_for(url(server, database=database, connect_timeout=5), tmp_path, CLAIM_BUSY_TIMEOUT_MS=5000)
+    pooler, stop_pooler = start_pgbouncer(server) if through == "pgbouncer" else (None, lambda: None)
+    try:
+        halted_mid_run(server, database, pooler, tmp_path, capsys, through)
+    finally:
+        stop_pooler()
+    server.drop_database(database)
+
+
+def answering(env, seconds=60):
+    """True once a status request answers 200: a pooler retries a server that refused its login only after
+    server_login_retry, and answers 503 until then."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if run({"action": "status", "username": "probe", "user_id": "probe"}, env).status == 200:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def halted_mid_run(server, database, pooler, tmp_path, capsys, through):
+    target = pooler.url_for(database, connect_timeout=5) if pooler else url(server, database=database, connect_timeout=5)
+    env = env_for(target, tmp_path, CLAIM_BUSY_TIMEOUT_MS=5000)
     assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
     requests = [{"action": "verify", "username": f"name-{i}", "user_id": f"user-{i}"} for i in range(300)]
     done = []
@@ -99,6 +119,7 @@ def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(
             results = list(pool.map(one, requests))
     finally:
         subprocess.run([str(POSTGRES_SCRIPT), "resume", str(server.folder)], check=True)
+    assert answering(env), "the server answers again after the restart"
     outcomes = {}
     for result in results:
         key = "200" if result.status == 200 else result.code
@@ -107,7 +128,8 @@ def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(
             assert (result.status, result.code, result.exit) == (503, "store_unreachable", 75), result.response
             assert result.response["error"]["retry_after_s"] >= 1
     with capsys.disabled():
-        print("\n  postgres halted mid-run: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+        print(f"\n  postgres halted mid-run ({through}): "
+              + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
     assert outcomes.get("200", 0) >= 80 and outcomes.get("store_unreachable", 0) >= 1, outcomes
 
     held = {u: (o, at) for u, o, at in (line.split("|") for line in db_query(
@@ -123,7 +145,6 @@ def test_server_halted_mid_run_is_store_unreachable_and_nothing_is_half_written(
                      "bt_index_check('profiles_pkey', true);", database)
     retried = [run(r, env) for r, res in zip(requests, results) if res.status != 200]
     assert all(r.status == 200 for r in retried), "after the restart every failed verify succeeds when retried"
-    server.drop_database(database)
 
 
 # --- Connection failures ---
@@ -292,56 +313,6 @@ def test_server_without_tls(server, tmp_path):
     finally:
         server.admin_sql("ALTER SYSTEM RESET ssl;")
         reload(server)
-
-
-# --- Verification through (the fake) LeetCode: snapshot, resync, consumed challenge, and a race ---
-
-def leetcode_env(postgres_server, tmp_path, leetcode, **extra):
-    database = postgres_server.create_database()
-    return env_for(postgres_server.url_for(database, connect_timeout=60), tmp_path, CLAIM_VERIFY="leetcode",
-                   LEETCODE_GRAPHQL_URL=leetcode.https, SSL_CERT_FILE=leetcode.ca, **extra)
-
-
-def test_leetcode_verify_snapshot_resync_release(postgres_server, tmp_path, leetcode):
-    env = leetcode_env(postgres_server, tmp_path, leetcode)
-    ask = {"action": "challenge", "username": "pg-alice", "user_id": "user-1"}
-    code = run(ask, env).response["result"]["code"]
-    assert run(ask, env).response["result"]["code"] == code, "asking again returns the live code"
-    leetcode.set_profile("pg-alice", f"Hi! {code}")
-    verify = {"action": "verify", "username": "pg-alice", "user_id": "user-1"}
-    first = run(verify, env)
-    assert first.status == 200 and first.response["result"]["verified_via"] == "leetcode", first.response
-    assert db_query(env, "SELECT claimed_by, verified_via, real_name, ranking, solved_all FROM profiles;") == \
-        "user-1|leetcode|Real pg-alice|4242|35\n"
-    assert db_query(env, "SELECT count(*) FROM challenges;") == "0\n", "the challenge is consumed"
-    leetcode.set_profile("pg-alice", "code removed", ranking=1, all=99)
-    again = run(verify, env)
-    assert again.status == 200 and again.response["result"]["claimed_at"] == first.response["result"]["claimed_at"]
-    assert db_query(env, "SELECT ranking, solved_all FROM profiles;") == "1|99\n"
-    assert run({"action": "release", "username": "pg-alice", "user_id": "user-1"}, env).status == 200
-    assert run(verify, env).code == "no_active_challenge", "a consumed code cannot be used again"
-    assert db_query(env, "SELECT event FROM claim_events ORDER BY id;") == "claim\nresync\nrelease\n"
-
-
-def test_leetcode_race_100_verified_users_one_profile(postgres_server, tmp_path, leetcode, capsys):
-    env = leetcode_env(postgres_server, tmp_path, leetcode, CLAIM_BUSY_TIMEOUT_MS="60000",
-                       LEETCODE_TIMEOUT_MS="30000")
-    users = [f"racer-{i}" for i in range(100)]
-    codes = [run({"action": "challenge", "username": "pg-contested", "user_id": u}, env).response["result"]["code"]
-             for u in users]
-    leetcode.set_profile("pg-contested", " ".join(codes))
-    results = run_all([{"action": "verify", "username": "pg-contested", "user_id": u} for u in users], env)
-    seen = {}
-    for r in results:
-        key = "200" if r["ok"] else r["error"]["code"]
-        seen[key] = seen.get(key, 0) + 1
-    with capsys.disabled():
-        print("\n  race 100 verified users/1 profile postgres: " + ", ".join(f"{k}={v}" for k, v in sorted(seen.items())))
-    assert seen == {"200": 1, "already_claimed": 99}
-    winner = next(r for r in results if r["ok"])["result"]
-    assert db_query(env, "SELECT claimed_by, claimed_at, synced_at FROM profiles;") == \
-        f"{winner['claimed_by']}|{winner['claimed_at']}|{winner['profile']['synced_at']}\n"
-    assert db_query(env, "SELECT count(*) FROM challenges;") == "99\n", "only the winner's challenge is consumed"
 
 
 # --- migrate ---

@@ -1,4 +1,5 @@
-"""Race tests: many real processes at once against one database: an SQLite file, or a PostgreSQL database.
+"""Race tests: many real processes at once against one database: an SQLite file, or a PostgreSQL database (directly
+and through PgBouncer in transaction pooling mode).
 
 Each scenario starts every process first and only then writes their requests, so they reach the store as close
 together as the machine allows. The busy timeout (and PostgreSQL's connect timeout) is raised so that a slow CI disk
@@ -62,7 +63,7 @@ def owners(env):
 def integrity(backend, env, acknowledged):
     """"ok" when the store is sound: SQLite's integrity_check, or amcheck over PostgreSQL's indexes; and on both,
     one audit event per 200 (each acknowledged verify wrote exactly one, each refused one none)."""
-    if backend.name == "postgres":
+    if backend.is_postgres:
         backend.server.admin_sql("CREATE EXTENSION IF NOT EXISTS amcheck;", backend.database)
         backend.server.admin_sql("SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                          "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname IN ('profiles', 'claim_events', "
@@ -93,9 +94,9 @@ def prepare(backend, tmp_path, journal, fresh):
     return env
 
 
-# SQLite with each journal mode; PostgreSQL, where the journal does not apply.
+# SQLite with each journal mode; PostgreSQL, directly and through PgBouncer, where the journal does not apply.
 SCENARIOS = [("sqlite", j, f) for j in ("wal", "delete") for f in (False, True)] + [
-    ("postgres", None, f) for f in (False, True)]
+    (b, None, f) for b in ("postgres", "pgbouncer") for f in (False, True)]
 
 
 def label(backend, journal, fresh):
