@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, check_output, db_query
+from conftest import BINARY, base_env, check_output, db_query
 
 BUSY_TIMEOUT_MS = 60000
 
@@ -163,3 +163,25 @@ def test_50_concurrent_challenges_by_one_caller_get_one_code(backend, tmp_path, 
     assert len(codes) == 1 and all(r["ok"] for r in results), codes
     code = next(iter(codes))
     assert db_query(env, "SELECT user_id, username, code FROM challenges;") == f"user-1|alice|{code}\n"
+
+
+# A burst with the default settings (CLAIM_BUSY_TIMEOUT_MS 3000, not the 60 s above): every process must still get its
+# turn at the write lock in time. bench/burst.sh runs each shape 10 times in a row and reports the latencies.
+BURSTS = [(j, f, shape) for j in ("wal", "delete") for f in (True, False) for shape in ("1x300", "300x1")]
+
+
+@pytest.mark.parametrize("journal,fresh,shape", BURSTS)
+def test_burst_of_300_processes_with_default_settings_answers_only_200_and_409(tmp_path, capsys, journal, fresh, shape):
+    env = base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off", CLAIM_JOURNAL=journal)
+    if not fresh:
+        assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    if shape == "1x300":
+        requests = [{"action": "verify", "username": f"name-{i}", "user_id": "greedy"} for i in range(300)]
+    else:
+        requests = [{"action": "verify", "username": "contested", "user_id": f"user-{i}"} for i in range(300)]
+    results = run_all(requests, env)
+    seen = counts(results)
+    report(capsys, f"burst {shape} journal={journal} fresh={fresh} (default timeout)", seen)
+    assert seen["200"] == 1 and set(seen) <= {"200", "already_claimed", "user_has_other_profile"}, seen
+    winner = next(r for r in results if r["ok"])["result"]
+    assert owners(env) == {winner["username"]: (winner["claimed_by"], winner["claimed_at"])}

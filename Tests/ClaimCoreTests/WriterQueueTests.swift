@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+
+@testable import ClaimCore
+
+@Suite struct WriterQueueTests {
+    // Only paths that never wait: a waiting writer is woken by SIGALRM, which in this multi-threaded test process
+    // could land on another thread. The waiting path is tested through the binary (test_store_faults.py).
+    @Test func aSecondWriterWithNoTimeLeftIsRefusedUntilTheFirstLeaves() throws {
+        try withTemporaryFolder { folder in
+            let path = folder + "/claims.sqlite"
+            #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+            let first = WriterQueue(path: path)
+            let second = WriterQueue(path: path)
+            #expect(first.enter(deadlineNs: Clock.monotonicNs()))
+            #expect(!second.enter(deadlineNs: Clock.monotonicNs()))
+            first.leave()
+            #expect(second.enter(deadlineNs: Clock.monotonicNs()))
+            second.leave()
+        }
+    }
+
+    @Test func withoutTheFileThereIsNoQueueOnlySQLitesLocking() throws {
+        try withTemporaryFolder { folder in
+            let queue = WriterQueue(path: folder + "/missing.sqlite")
+            #expect(queue.enter(deadlineNs: 0))
+            queue.leave()
+        }
+    }
+
+    @Test func theWALIsTruncatedOnceItHoldsCheckpointFrames() throws {
+        try withTemporaryFolder { folder in
+            let path = folder + "/claims.sqlite"
+            let environment = ["CLAIM_DB": path, "CLAIM_BUSY_TIMEOUT_MS": "1000"]
+            let store = try SQLiteStore(config: try Config.load({ environment[$0] }, storageOnly: true))
+            var largest = 0
+            var truncated = 0
+            var previous = 0
+            for i in 0..<300 {
+                _ = try store.claim(
+                    username: "name-\(i)", userID: "user-\(i)", verifiedVia: "none", requestID: nil, nowMs: 0)
+                let size = (try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+                largest = max(largest, size)
+                if size < previous { truncated += 1 }
+                previous = size
+            }
+            let frame = 4096 + 24
+            #expect(largest <= 32 + Int(SQLiteConnection.checkpointFrames + 24) * frame)
+            #expect(truncated >= 300 * 5 / 64)
+        }
+    }
+}
