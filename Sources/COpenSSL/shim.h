@@ -24,6 +24,13 @@ static inline void copenssl_ignore_unexpected_eof(SSL_CTX *ctx) {
 static inline long copenssl_set1_groups_list(SSL_CTX *ctx, const char *list) {
     return SSL_CTX_set1_groups_list(ctx, list);
 }
+// OpenSSL's CPU probe, moved out of start-up: the static binary links with --wrap=OPENSSL_cpuid_setup (Package.swift),
+// which leaves the original reachable as __real_OPENSSL_cpuid_setup. Elsewhere (the unit tests link libcrypto.so, whose
+// .init probed already) the weak reference is null.
+extern void __real_OPENSSL_cpuid_setup(void) __attribute__((weak));
+static inline void copenssl_cpuid_setup(void) {
+    if (__real_OPENSSL_cpuid_setup) __real_OPENSSL_cpuid_setup();
+}
 // A process that serves one request: skip parsing openssl.cnf (~1.7M instructions) and the atexit cleanup
 // (~1.3M); the TLS settings the config would give are set in code instead
 // (https://www.openssl.org/docs/man3.0/man3/OPENSSL_init_ssl.html).

@@ -135,6 +135,7 @@ public struct JWTVerifier: Sendable {
 /// HMAC-SHA256 on libcrypto's low-level SHA-256, which needs no provider set-up (see COpenSSL's shim.h); nil never
 /// happens, but callers keep the optional of the EVP version it replaced.
 func hmacSHA256(key: [UInt8], message: ArraySlice<UInt8>) -> [UInt8]? {
+    _ = OpenSSLSetup.cpu
     var mac = [UInt8](repeating: 0, count: 32)
     message.withUnsafeBytes { buffer in
         let bytes = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)

@@ -103,12 +103,14 @@ struct SCRAMSHA256 {
 
     /// Hi(password, salt, i) of RFC 5802: PBKDF2-HMAC-SHA-256, one 32-byte block.
     static func pbkdf2(password: [UInt8], salt: [UInt8], iterations: Int) -> [UInt8]? {
+        _ = OpenSSLSetup.cpu
         var out = [UInt8](repeating: 0, count: 32)
         copenssl_pbkdf2_hmac_sha256(password, password.count, salt, salt.count, UInt32(iterations), &out)
         return out
     }
 
     static func sha256(_ data: [UInt8]) -> [UInt8]? {
+        _ = OpenSSLSetup.cpu
         var out = [UInt8](repeating: 0, count: 32)
         copenssl_sha256(data, data.count, &out)
         return out
