@@ -50,13 +50,16 @@ def collect(r_out):
     return b"".join(chunks)
 
 
-def run_once(argv, stdin, env):
-    """One request: wall ms (spawn to reap), CPU ms of the child (user + sys), exit code, parsed response."""
+def run_once(argv, stdin, env, faults=None):
+    """One request: wall ms (spawn to reap), CPU ms of the child (user + sys), exit code, parsed response. Appends
+    the child's minor page faults (wait4's ru_minflt) to `faults` when given."""
     start = time.perf_counter_ns()
     pid, r_out = spawn(argv, stdin, env)
     _, status, usage = os.wait4(pid, 0)
     wall = (time.perf_counter_ns() - start) / 1e6
     out = collect(r_out)
+    if faults is not None:
+        faults.append(usage.ru_minflt + usage.ru_majflt)
     return wall, (usage.ru_utime + usage.ru_stime) * 1e3, os.waitstatus_to_exitcode(status), parse(out)
 
 
@@ -87,11 +90,11 @@ def percentile(xs, p):
 
 def interleave(cases, runs, warmup):
     """cases: [(label, argv, env, request(i) -> bytes, expected status)]. Alternates A B / B A run by run."""
-    results = {label: {"wall": [], "cpu": [], "bad": 0} for label, *_ in cases}
+    results = {label: {"wall": [], "cpu": [], "faults": [], "bad": 0} for label, *_ in cases}
     for i in range(warmup + runs):
         order = cases if i % 2 == 0 else list(reversed(cases))
         for label, argv, env, request, want in order:
-            wall, cpu, code, response = run_once(argv, request(i), env)
+            wall, cpu, code, response = run_once(argv, request(i), env, results[label]["faults"] if i >= warmup else None)
             if not check(response, code, want):
                 results[label]["bad"] += 1
                 if results[label]["bad"] == 1:
@@ -116,6 +119,18 @@ def peak_rss_kb(argv, stdin, env, runs=5):
             report.seek(0)
             worst = max(worst, int(report.read().split()[-1]))
     return worst
+
+
+def fresh_copy(path, folder):
+    """A new copy of `path` in `folder`: its pages are in the page cache as written (large folios), like a binary
+    just built or deployed."""
+    copy = os.path.join(folder, os.path.basename(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "rb") as source, open(copy + ".tmp", "wb") as target:
+        target.write(source.read())
+    os.chmod(copy + ".tmp", 0o755)
+    os.replace(copy + ".tmp", copy)
+    return copy
 
 
 def evict(path):
@@ -195,6 +210,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ours", required=True, help="stripped static leetcode-claim binary")
     parser.add_argument("--floor", required=True, help="stripped static floor binary")
+    parser.add_argument("--baseline", help="an older build of ours for scenarios 1-3 (before/after), e.g. main's")
+    parser.add_argument("--baseline-name", default="baseline", help="how the report names --baseline")
     parser.add_argument("--work", required=True, help="scratch folder for databases, certificates, the fake")
     parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     parser.add_argument("--runs", type=int, default=1000, help="timed runs per program in scenarios 1-3")
@@ -216,53 +233,62 @@ def main():
         return {**base, "CLAIM_DB": os.path.join(work, which, "claims.sqlite"), "CLAIM_AUTH": "trusted",
                 "CLAIM_VERIFY": "off", **extra}
 
-    ours_env, floor_env = env("ours"), env("floor")
-    rows = []  # (scenario, ours, floor, ratio, target, met)
+    programs = [("ours", ours), ("floor", floor)]
+    if options.baseline:
+        programs.append((options.baseline_name, [os.path.abspath(options.baseline)]))
+    envs = {label: env(label) for label, _ in programs}
+    ours_env, floor_env = envs["ours"], envs["floor"]
+    rows = []  # (scenario, page-cache state, {label: results})
     notes = []
     load = {}
 
-    def pair(name, target_ratio, cases, runs=options.runs, warmup=20):
-        load[name] = os.getloadavg()[0]
-        print(f"{name} ...", file=sys.stderr)
-        r = interleave(cases, runs, warmup)
-        o, f = r["ours"], r["floor"]
-        ratio = median(o["wall"]) / median(f["wall"])
-        rows.append((name, o, f, ratio, target_ratio))
-        if o["bad"] or f["bad"]:
-            notes.append(f"{name}: {o['bad']} unexpected answers from ours, {f['bad']} from the floor")
-
-    # 1. start-up only: not JSON, so 400 before any environment or database work.
-    bad = lambda i: b"this is not json"
-    pair("1. start-up only (invalid JSON → 400)", 1.3, [
-        ("ours", ours, base, bad, 400), ("floor", floor, base, bad, 400)])
-
     # Each program gets its own database, created by its own first request; 'alice' is owned by 'owner'.
-    for argv, e in ((ours, ours_env), (floor, floor_env)):
-        _, _, code, response = run_once(argv, request("verify", "alice", "owner"), e)
+    for label, argv in programs:
+        _, _, code, response = run_once(argv, request("verify", "alice", "owner"), envs[label])
         assert check(response, code, 200), response
 
-    # 2. status of a claimed profile.
-    status = lambda i: request("status", "alice", "owner")
-    pair("2. `status` of a claimed profile", 1.3, [
-        ("ours", ours, ours_env, status, 200), ("floor", floor, floor_env, status, 200)])
-
-    # 3. verify with CLAIM_VERIFY=off: the owner again (idempotent write), and a new user on a free profile.
-    again = lambda i: request("verify", "alice", "owner")
-    pair("3a. `verify` (off) by the owner", 1.3, [
-        ("ours", ours, ours_env, again, 200), ("floor", floor, floor_env, again, 200)])
-    fresh = lambda i: request("verify", f"free-{i}", f"new-user-{i}")
-    pair("3b. `verify` (off) by a new user, free profile", 1.3, [
-        ("ours", ours, ours_env, fresh, 200), ("floor", floor, floor_env, fresh, 200)])
+    bad = lambda i: b"this is not json"
+    scenarios = [
+        # 1. start-up only: not JSON, so 400 before any environment or database work.
+        ("1. start-up only (invalid JSON → 400)", bad, 400, False),
+        # 2. status of a claimed profile.
+        ("2. `status` of a claimed profile", lambda i: request("status", "alice", "owner"), 200, True),
+        # 3. verify with CLAIM_VERIFY=off: the owner again (idempotent write), and a new user on a free profile.
+        ("3a. `verify` (off) by the owner", lambda i: request("verify", "alice", "owner"), 200, True),
+        ("3b. `verify` (off) by a new user, free profile",
+         lambda i: request("verify", f"free-{i}", f"new-user-{i}"), 200, True),
+    ]
+    # Two page-cache states for the binaries. "evicted" (the primary one): dropped from the page cache before each
+    # scenario, so exec reads them back and maps them in small folios, as on a host that runs many functions after
+    # any memory pressure. "as written": fresh copies, whose pages the page cache holds as written (large folios,
+    # mapped up to 2 MB at a time), as right after a build or a deploy.
+    for state in ("evicted", "as written"):
+        for name, make, want, uses_db in scenarios:
+            if state == "evicted":
+                binaries = {label: argv for label, argv in programs}
+                for argv in binaries.values():
+                    evict(argv[0])
+            else:
+                binaries = {label: [fresh_copy(argv[0], os.path.join(work, "copies", label, name[:2].strip(".")))]
+                            for label, argv in programs}
+            load[f"{name.split('.')[0]} ({state})"] = os.getloadavg()[0]
+            print(f"{name}, {state} ...", file=sys.stderr)
+            cases = [(label, binaries[label], envs[label] if uses_db else base, make, want) for label, _ in programs]
+            r = interleave(cases, options.runs, 20)
+            rows.append((name, state, r))
+            for label, _ in programs:
+                if r[label]["bad"]:
+                    notes.append(f"{name} ({state}): {r[label]['bad']} unexpected answers from {label}")
 
     # 4. verify through the loopback LeetCode fake: TLS vs plain HTTP, ours only.
     tls = tls_scenario(ours, work, base, options.tls_runs, notes)
-    load["4. TLS"] = os.getloadavg()[0]
+    load["4"] = os.getloadavg()[0]
 
     # 5. contention: the same claims, in the same order, against a fresh database per round.
     rng = random.Random(6)
     claims = [request("verify", f"p{rng.randrange(options.usernames)}", f"u{rng.randrange(2 * options.usernames)}")
               for _ in range(options.claims)]
-    load["5. contention"] = os.getloadavg()[0]
+    load["5"] = os.getloadavg()[0]
     crowd = {"ours": [], "floor": []}
     order = ["ours", "floor", "floor", "ours", "ours", "floor"] * ((options.rounds + 2) // 3)
     counts = {"ours": 0, "floor": 0}
@@ -287,17 +313,13 @@ def main():
         ("status", request("status", "alice", "owner"), ours_env, floor_env),
         ("verify (off), owner", request("verify", "alice", "owner"), ours_env, floor_env),
     ]
-    rss = [[label, peak_rss_kb(ours, stdin, e_o), peak_rss_kb(floor, stdin, e_f)]
+    written = {label: fresh_copy(argv[0], os.path.join(work, "copies", label, "rss")) for label, argv in programs}
+    rss = [[label, peak_rss_kb([written["ours"]], stdin, e_o), peak_rss_kb([written["floor"]], stdin, e_f)]
            for label, stdin, e_o, e_f in rss_cases]
     if tls.get("rss"):
         rss.append(["verify over TLS (LeetCode fake)", tls["rss"], None, None, None])
-
-    # The same binaries after dropping them from the page cache: exec then maps them in small folios instead of
-    # the large ones the build's writes left, which changes both the page faults at start-up and the RSS.
     for path in (ours[0], floor[0]):
         evict(path)
-    pair("1r. start-up only, binaries re-read from disk", 1.3, [
-        ("ours", ours, base, bad, 400), ("floor", floor, base, bad, 400)])
     for row, (_, stdin, e_o, e_f) in zip(rss, rss_cases):
         row += [peak_rss_kb(ours, stdin, e_o), peak_rss_kb(floor, stdin, e_f)]
 
@@ -364,16 +386,36 @@ def write_report(options, rows, tls, crowd, sizes, linkage, rss, notes, load):
            para(f"Command: `{options.command}` · {options.runs} timed runs per program per scenario (after 20 "
                 "warm-up), alternated ABBA; times are wall-clock from posix_spawn to wait4 in the driver (includes "
                 "fork/exec), CPU is the child's user+sys from wait4. Load average (1 min) at the start of each "
-                "scenario: " + ", ".join(f"{k.split(' ')[0]} {v:.2f}" for k, v in load.items()) + "."), ""]
+                "scenario: " + ", ".join(f"{k} {v:.2f}" for k, v in load.items()) + "."), ""]
 
+    labels = list(rows[0][2]) if rows else []
+    baseline = labels[2] if len(labels) > 2 else None
+    spread = lambda r: (f"{fmt(median(r['wall']))} ({fmt(percentile(r['wall'], 10))}–"
+                        f"{fmt(percentile(r['wall'], 90))})")
+    faults = lambda r: f"{median(r['faults']):.0f}"
     out += ["### 1–3. One request per process, ours vs. the C floor", "",
-            "| scenario | ours median ms (p10–p90) | floor median ms (p10–p90) | ratio | ours CPU ms "
-            "| floor CPU ms | target | |", "|---|---|---|---|---|---|---|---|"]
-    for name, o, f, ratio, target in rows:
-        spread = lambda r: (f"{fmt(median(r['wall']))} ({fmt(percentile(r['wall'], 10))}–"
-                            f"{fmt(percentile(r['wall'], 90))})")
-        out.append(f"| {name} | {spread(o)} | {spread(f)} | {fmt(ratio)}× | {fmt(median(o['cpu']))} | "
-                   f"{fmt(median(f['cpu']))} | ≤ {target}× | {met(ratio <= target)} |")
+            para("Page cache: \"evicted\" (the primary state): both binaries dropped from the page cache before the "
+                 "scenario, so exec reads them back and maps them in small folios, as on a host that runs many "
+                 "functions after any memory pressure; \"as written\": fresh copies, held as written (large folios). "
+                 "Faults: the median per process of the child's page faults (wait4's ru_minflt + ru_majflt)."
+                 + (f" `{baseline}` is the same binary before this round of work, built from git by run.sh." if baseline
+                    else "")), "",
+            "| scenario | page cache | ours median ms (p10–p90) | floor median ms (p10–p90) | ratio | ours CPU ms "
+            "| floor CPU ms | faults ours / floor | "
+            + (f"{baseline} median ms | {baseline} ratio | {baseline} faults | " if baseline else "")
+            + "target | |",
+            "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if baseline else "") + "---|---|"]
+    for name, state, r in rows:
+        o, f = r["ours"], r["floor"]
+        ratio = median(o["wall"]) / median(f["wall"])
+        cells = [name, state, spread(o), spread(f), f"{fmt(ratio)}×", fmt(median(o["cpu"])), fmt(median(f["cpu"])),
+                 f"{faults(o)} / {faults(f)}"]
+        if baseline:
+            b = r[baseline]
+            cells += [spread(b), f"{fmt(median(b['wall']) / median(f['wall']))}×", faults(b)]
+        primary = state == "evicted"
+        cells += ["≤ 1.3×" if primary else "—", met(ratio <= 1.3) if primary else ""]
+        out.append("| " + " | ".join(cells) + " |")
     out.append("")
 
     out += ["### 4. `verify` through the LeetCode fake (owner re-sync), TLS vs. plain HTTP", ""]
@@ -434,10 +476,10 @@ def write_report(options, rows, tls, crowd, sizes, linkage, rss, notes, load):
                    f"| {options.build_seconds:.1f} s | — | — | |")
     out.append("")
     out.append(para("MB = 10^6 bytes. Peak RSS is `/usr/bin/time -f %M` (the field `-v` prints as \"Maximum "
-                    "resident set size\"), the largest of 5 runs. \"As built\": the page cache holds the binary as "
-                    "`strip` wrote it (large folios, which the kernel maps 2 MB at a time); \"re-read from disk\": "
+                    "resident set size\"), the largest of 5 runs. \"As built\": fresh copies, which the page cache "
+                    "holds as written (large folios, which the kernel maps 2 MB at a time); \"re-read from disk\": "
                     "after `posix_fadvise(DONTNEED)` on the binary, so exec faults it back in small folios. Scenarios "
-                    "1–5 run as built; row 1r repeats scenario 1 re-read from disk."))
+                    "4 and 5 run after scenarios 1–3, with the binaries as read back from disk."))
     if notes:
         out += ["", para("Notes: " + "; ".join(notes))]
     out += ["", END]

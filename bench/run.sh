@@ -21,10 +21,11 @@ need openssl openssl
     { apt-get update -qq && apt-get install -y -qq libsqlite3-dev >/dev/null; }
 
 scratch=.build-bench
-swift build -c release -Xswiftc -static-executable --scratch-path "$scratch" >&2
-strip -o "$scratch/leetcode-claim" "$scratch/release/leetcode-claim"
-gcc -O2 -static -o "$scratch/floor" bench/floor.c -lsqlite3 -lm 2> >(grep -v -e dlopen -e unixDlOpen >&2)
-strip "$scratch/floor"
+ours=$(bench/build.sh)
+floor=$(bench/build.sh --floor)
+# The same binary before this round of start-up work (main at 27eb8ec), built from git: scenarios 1-3 show it too.
+baseline_rev=27eb8ec
+baseline=$(bench/build.sh --commit "$baseline_rev")
 
 build_args=()
 if (( clean_build )); then
@@ -40,5 +41,5 @@ fi
 work=$(mktemp -d "$PWD/$scratch/run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2086
-python3 bench/bench.py --ours "$scratch/leetcode-claim" --floor "$scratch/floor" --work "$work" \
-    --command "bench/run.sh${*:+ $*}" "${build_args[@]}" ${BENCH_ARGS:-}
+python3 bench/bench.py --ours "$ours" --floor "$floor" --baseline "$baseline" --baseline-name "$baseline_rev" \
+    --work "$work" --command "bench/run.sh${*:+ $*}" "${build_args[@]}" ${BENCH_ARGS:-}

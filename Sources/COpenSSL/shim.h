@@ -46,8 +46,8 @@ static inline int copenssl_init_for_one_request(void) {
 // iterations instead of 2.3 ms on the first call (BENCHMARKS.md).
 #include <openssl/sha.h>
 #include <string.h>
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 // Not SHA256(): in OpenSSL 3.0 that one-shot goes through EVP_Q_digest, and so the provider.
 static inline void copenssl_sha256(const unsigned char *data, size_t len, unsigned char out[32]) {
@@ -114,7 +114,7 @@ static inline void copenssl_pbkdf2_hmac_sha256(const unsigned char *password, si
     OPENSSL_cleanse(u, sizeof u);
 }
 
-#pragma clang diagnostic pop
+#pragma GCC diagnostic pop
 
 // The kernel's CSPRNG (which also seeds OpenSSL's): all of `len` bytes, or -1. Swift's Glibc module lacks getrandom.
 #include <sys/random.h>

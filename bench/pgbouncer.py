@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""`verify` (CLAIM_VERIFY=off, by the owner) latency on PostgreSQL: directly and through PgBouncer per auth setting.
+
+Run through bench/pgbouncer.sh, which starts the server (scripts/postgres.sh) and one PgBouncer per auth setting
+(scripts/pgbouncer.sh) and builds the programs. Every (connection, program) pair runs in a rotating order, one
+process per request; the report gives medians and p10-p90 per pair, and our side of a SCRAM login measured by
+bench/scram_cost.c. Standard library only.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import sys
+import textwrap
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN = "<!-- bench/pgbouncer output: begin -->"
+END = "<!-- bench/pgbouncer output: end -->"
+TARGET_MS = 4.0
+
+
+def run_once(argv, stdin, env):
+    r_in, w_in = os.pipe()
+    os.write(w_in, stdin)
+    os.close(w_in)
+    r_out, w_out = os.pipe()
+    actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
+               (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
+    os.close(r_in)
+    os.close(w_out)
+    _, status, _ = os.wait4(pid, 0)
+    wall = (time.perf_counter_ns() - start) / 1e6
+    out = b""
+    while chunk := os.read(r_out, 65536):
+        out += chunk
+    os.close(r_out)
+    try:
+        ok = json.loads(out).get("status") == 200 and os.waitstatus_to_exitcode(status) == 0
+    except ValueError:
+        ok = False
+    return wall, ok, out
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--program", action="append", required=True, help="LABEL=PATH; the first is under test")
+    parser.add_argument("--connection", action="append", required=True,
+                        help="LABEL::URL (a postgres:// URL with its sslmode), in report order")
+    parser.add_argument("--scram-cost", help="file with bench/scram_cost's output")
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--command", default="bench/pgbouncer.sh")
+    options = parser.parse_args()
+    programs = [(label, [os.path.abspath(path)]) for label, path in (p.split("=", 1) for p in options.program)]
+    connections = [tuple(c.split("::", 1)) for c in options.connection]
+    request = json.dumps({"action": "verify", "username": "alice", "user_id": "owner", "request_id": "bench"}).encode()
+    pairs = [(c, p) for c, _ in connections for p, _ in programs]
+    argv = dict(programs)
+    env = {c: {"PATH": "/usr/bin:/bin", "CLAIM_AUTH": "trusted", "CLAIM_VERIFY": "off", "CLAIM_DATABASE_URL": url}
+           for c, url in connections}
+    for c, p in pairs:
+        wall, ok, out = run_once(argv[p], request, env[c])
+        assert ok, f"{p} through {c}: {out!r}"
+    times = {pair: [] for pair in pairs}
+    load = os.getloadavg()[0]
+    for i in range(options.runs + 10):
+        k = i % len(pairs)
+        order = pairs[k:] + pairs[:k]
+        if (i // len(pairs)) % 2:
+            order.reverse()
+        for c, p in order:
+            wall, ok, out = run_once(argv[p], request, env[c])
+            if not ok:
+                print(f"{p} through {c}: {out!r}", file=sys.stderr)
+            if i >= 10:
+                times[(c, p)].append(wall)
+    report(options, connections, programs, times, load)
+
+
+def report(options, connections, programs, times, load):
+    labels = [p for p, _ in programs]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [BEGIN, "", textwrap.fill(
+        f"Run: {now} · `{options.command}` · {options.runs} runs per connection per program, all pairs in a rotating "
+        "order; wall-clock ms from posix_spawn to wait4 of one `verify` (CLAIM_VERIFY=off) by the profile's owner, "
+        f"a whole process: connect, log in, schema check, claim, commit. Load average at the start {load:.2f}.",
+        120, break_long_words=False, break_on_hyphens=False), "",
+        "| connection | " + " | ".join(f"{label} median ms (p10–p90)" for label in labels) + " |",
+        "|---" * (len(labels) + 1) + "|"]
+    for c, url in connections:
+        cells = []
+        for label in labels:
+            t = times[(c, label)]
+            cells.append(f"{statistics.median(t):.2f} ({percentile(t, 10):.2f}–{percentile(t, 90):.2f})")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    target = next((c for c, _ in connections if c.startswith("PgBouncer, scram-sha-256 (SCRAM secret")), None)
+    if target:
+        median = statistics.median(times[(target, labels[0])])
+        lines += ["", f"Through PgBouncer with SCRAM on loopback: **{median:.2f} ms** median for {labels[0]} (target "
+                  f"≤ {TARGET_MS:.0f} ms: {'**met**' if median <= TARGET_MS else '**not met**'})."]
+    if options.scram_cost:
+        lines += ["", "Our side of one SCRAM login, each step in a fresh process (`bench/scram_cost.c`, median µs of "
+                  "200 processes):", "", "| step | µs |", "|---|---|"]
+        for line in open(options.scram_cost):
+            us, _, step = line.strip().partition("\t")
+            lines.append(f"| {step} | {us} |")
+    lines += ["", END]
+    block = "\n".join(lines)
+    print(block)
+    if options.no_write:
+        return
+    text = open(options.out).read()
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(options.out, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
