@@ -212,16 +212,16 @@ public enum Handler {
 
 extension Handler {
     /// The one place that picks the store: PostgreSQL when CLAIM_DATABASE_URL is set, else the SQLite file.
-    static func openStore(_ config: Config) throws(ClaimError) -> any ClaimStore {
+    static func openStore(_ config: Config, prepareOnFirstUse: Bool = true) throws(ClaimError) -> any ClaimStore {
         if config.databaseURL != nil { return try PostgresStore(config: config) }
-        return try SQLiteStore(config: config)
+        return try SQLiteStore(config: config, prepareOnFirstUse: prepareOnFirstUse)
     }
 
     /// `leetcode-claim migrate`: creates or upgrades the database (and sets SQLite's journal mode).
     public static func migrate(environment: (String) -> String?) -> (line: String, exitCode: Int32) {
         do throws(ClaimError) {
             let config = try Config.load(environment, storageOnly: true)
-            _ = try openStore(config)
+            _ = try openStore(config, prepareOnFirstUse: false)
             let result: JSON
             if let url = config.databaseURL {
                 result = .object([

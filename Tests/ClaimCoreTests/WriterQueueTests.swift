@@ -49,4 +49,31 @@ import Testing
             #expect(truncated >= 300 * 5 / 64)
         }
     }
+
+    @Test func aStorePreparedOnFirstUseTouchesNothingUntilItsFirstWrite() throws {
+        try withTemporaryFolder { folder in
+            let path = folder + "/claims.sqlite"
+            let environment = ["CLAIM_DB": path, "CLAIM_BUSY_TIMEOUT_MS": "1000"]
+            let config = try Config.load({ environment[$0] }, storageOnly: true)
+            let store = try SQLiteStore(config: config, prepareOnFirstUse: true)
+            #expect(try store.connection.query("PRAGMA user_version") == [["0"]])
+            #expect(try store.connection.query("PRAGMA journal_mode") == [["delete"]])
+            _ = try store.claim(username: "alice", userID: "u1", verifiedVia: "none", requestID: nil, nowMs: 0)
+            #expect(try store.connection.query("PRAGMA user_version") == [["2"]])
+            #expect(try store.connection.query("PRAGMA journal_mode") == [["wal"]])
+        }
+    }
+
+    @Test func aNewerSchemaIsRefusedAtFirstUse() throws {
+        try withTemporaryFolder { folder in
+            let path = folder + "/claims.sqlite"
+            try SQLiteConnection(path: path, busyTimeoutMs: 1000).query("PRAGMA user_version=9")
+            let environment = ["CLAIM_DB": path, "CLAIM_BUSY_TIMEOUT_MS": "1000"]
+            let store = try SQLiteStore(
+                config: try Config.load({ environment[$0] }, storageOnly: true), prepareOnFirstUse: true)
+            let error = try #require(throws: ClaimError.self) { _ = try store.owner(of: "alice") }
+            #expect(error.code == .storeUnavailable)
+            #expect(try store.connection.query("PRAGMA user_version") == [["9"]])
+        }
+    }
 }

@@ -37,7 +37,7 @@ final class SQLiteConnection {
     private let handle: OpaquePointer
     /// Its descriptor is closed after `deinit` has closed SQLite (stored properties go after the body runs).
     private let queue: WriterQueue
-    private let busyTimeoutMs: Int
+    let busyTimeoutMs: Int
     /// The number of frames in the WAL after the last commit (WAL mode), written by SQLite's WAL hook.
     private let walFrames = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
 
@@ -115,46 +115,58 @@ final class SQLiteConnection {
         }
     }
 
-    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error and rethrowing the first one. The
-    /// writers' queue and SQLite's write lock share one budget, the busy timeout.
-    func writeTransaction<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+    /// Runs `body` in this process's turn among the writers (see `WriterQueue`), waited for within the busy
+    /// timeout; nested calls share the outer turn and its deadline.
+    /// - Throws: `store_busy` when no turn came in time.
+    func inWritersTurn<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+        if turnDeadline != nil { return try body() }
         let deadline = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
         guard queue.enter(deadlineNs: deadline) else {
             throw SQLiteError(code: SQLITE_BUSY, message: "no turn in the writers' queue in time", sql: nil)
                 .claimError(context: "begin")
         }
-        defer { queue.leave() }
-        do {
-            // What is left of the budget, for a lock held by another program.
-            let left = deadline > Clock.monotonicNs() ? (deadline - Clock.monotonicNs()) / 1_000_000 : 0
-            sqlite3_busy_timeout(handle, Int32(left))
-            defer { sqlite3_busy_timeout(handle, Int32(busyTimeoutMs)) }
-            try query("BEGIN IMMEDIATE")
-        } catch {
-            throw error.claimError(context: "begin")
+        turnDeadline = deadline
+        defer {
+            turnDeadline = nil
+            queue.leave()
         }
-        let result: T
-        do {
-            result = try body()
-        } catch {
-            rollback()
-            throw error
-        }
-        do {
-            try query("COMMIT")
-        } catch {
-            rollback()
-            throw error.claimError(context: "commit")
-        }
-        checkpointIfLarge()
-        return result
+        return try body()
     }
 
-    /// Takes the writers' queue outside a transaction (a journal mode change), until `deadlineNs`.
-    func enterWriterQueue(deadlineNs: UInt64) -> Bool { queue.enter(deadlineNs: deadlineNs) }
+    /// The deadline of the writers' turn this process holds, if it holds one.
+    private var turnDeadline: UInt64?
 
-    /// Leaves what `enterWriterQueue` took.
-    func leaveWriterQueue() { queue.leave() }
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` in this process's turn among the writers, rolling back on any
+    /// error and rethrowing the first one. The turn and SQLite's write lock share one budget, the busy timeout.
+    func writeTransaction<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+        try inWritersTurn { () throws(ClaimError) -> T in
+            do throws(SQLiteError) {
+                // What is left of the budget, for a lock held by another program.
+                let now = Clock.monotonicNs()
+                let left = (turnDeadline ?? now) > now ? ((turnDeadline ?? now) - now) / 1_000_000 : 0
+                sqlite3_busy_timeout(handle, Int32(left))
+                defer { sqlite3_busy_timeout(handle, Int32(busyTimeoutMs)) }
+                try query("BEGIN IMMEDIATE")
+            } catch {
+                throw error.claimError(context: "begin")
+            }
+            let result: T
+            do throws(ClaimError) {
+                result = try body()
+            } catch {
+                rollback()
+                throw error
+            }
+            do throws(SQLiteError) {
+                try query("COMMIT")
+            } catch {
+                rollback()
+                throw error.claimError(context: "commit")
+            }
+            checkpointIfLarge()
+            return result
+        }
+    }
 
     /// Checkpoints and truncates a WAL of `checkpointFrames` or more, without waiting: when a reader still needs the
     /// WAL, SQLite copies what it can and the next commit tries again. The commit is durable already; the result does

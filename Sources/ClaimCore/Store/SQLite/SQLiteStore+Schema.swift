@@ -40,23 +40,25 @@ extension SQLiteStore {
     /// timeout as the write lock.
     func setJournalMode(_ mode: Config.Journal, busyTimeoutMs: Int) throws(ClaimError) {
         let wanted = mode == .wal ? "wal" : "delete"
+        do throws(SQLiteError) {
+            if try connection.query("PRAGMA journal_mode").first?.first == wanted { return }
+        } catch {
+            throw error.claimError(context: "journal_mode")
+        }
+        // Changing it needs the file to itself: in a writer's turn, so that a burst on a new file finds it changed by
+        // the first in line instead of all of them retrying at once.
+        try connection.inWritersTurn { () throws(ClaimError) in
+            try changeJournalMode(to: wanted, busyTimeoutMs: busyTimeoutMs)
+        }
+    }
+
+    private func changeJournalMode(to wanted: String, busyTimeoutMs: Int) throws(ClaimError) {
         let deadline = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
-        var queued = false
-        defer { if queued { connection.leaveWriterQueue() } }
         var attempt: UInt32 = 0
         while true {
             do throws(SQLiteError) {
                 let current = try connection.query("PRAGMA journal_mode").first?.first ?? nil
                 if current == wanted { return }
-                // Changing it needs the file to itself: queue like a writer, so that a burst on a new file finds it
-                // changed by the first in line instead of all of them retrying at once.
-                if !queued {
-                    guard connection.enterWriterQueue(deadlineNs: deadline) else {
-                        throw SQLiteError(code: SQLITE_BUSY, message: "no turn in the writers' queue in time", sql: nil)
-                    }
-                    queued = true
-                    continue
-                }
                 let set = try connection.query("PRAGMA journal_mode=\(wanted)").first?.first ?? nil
                 if set == wanted { return }
                 throw SQLiteError(code: SQLITE_BUSY, message: "journal mode stayed \(set ?? "unknown")", sql: nil)

@@ -10,10 +10,17 @@ public final class SQLiteStore: ClaimStore {
     public static let schemaVersion = 2
 
     let connection: SQLiteConnection
+    private let journal: Config.Journal
+    private let sync: Config.Sync
+    /// True once the schema version was checked, the journal mode and `synchronous` set and the schema migrated.
+    private var prepared = false
 
-    /// Opens the database, creating its folder and file when missing, sets the journal mode and migrates.
+    /// Opens the database, creating its folder and file when missing; with `prepareOnFirstUse` false (the
+    /// default) it also checks the schema version, sets the journal mode and migrates, else the first use does.
+    /// Deferred, a process whose first use is a write reads nothing before its turn among the writers (see
+    /// `write`): in a burst, no reader then holds SQLite's lock while the writer in turn commits.
     /// - Throws: `store_unavailable` (cannot open, read-only, corrupt, newer schema) or `store_busy`.
-    public init(config: Config) throws(ClaimError) {
+    public init(config: Config, prepareOnFirstUse: Bool = false) throws(ClaimError) {
         let path = config.databasePath
         try SQLiteStore.createParentFolder(of: path)
         do throws(SQLiteError) {
@@ -21,23 +28,41 @@ public final class SQLiteStore: ClaimStore {
         } catch {
             throw error.claimError(context: "open")
         }
+        journal = config.journal
+        sync = config.sync
         // A folder we cannot write is read-only too: SQLite needs it for its journal or WAL files, and answering
         // reads while refusing writes would hide the fault until the first claim.
         if connection.isReadOnly || access(SQLiteStore.folder(of: path), W_OK) != 0 {
             throw StoreFailure.readOnly.error(detail: "open \(path): read-only")
         }
+        if !prepareOnFirstUse { try prepare() }
+    }
+
+    /// Checks the schema version, sets the journal mode and `synchronous`, and migrates, once.
+    func prepare() throws(ClaimError) {
+        if prepared { return }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
         let version = try currentVersion()
         if !(0...SQLiteStore.schemaVersion).contains(version) {
             throw StoreFailure.unknownSchema(found: version, known: SQLiteStore.schemaVersion).error()
         }
-        try setJournalMode(config.journal, busyTimeoutMs: config.busyTimeoutMs)
+        try setJournalMode(journal, busyTimeoutMs: connection.busyTimeoutMs)
         do throws(SQLiteError) {
-            try connection.query("PRAGMA synchronous=\(config.sync == .full ? "FULL" : "NORMAL")")
+            try connection.query("PRAGMA synchronous=\(sync == .full ? "FULL" : "NORMAL")")
         } catch {
             throw error.claimError(context: "synchronous")
         }
         try migrate(from: version)
+        prepared = true
+    }
+
+    /// A write transaction with everything it needs, the first use's `prepare` included, inside this process's turn
+    /// among the writers.
+    func write<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
+        try connection.inWritersTurn { () throws(ClaimError) -> T in
+            try prepare()
+            return try connection.writeTransaction(body)
+        }
     }
 
     // The guard admits a free profile or the caller's own. When it says no, the upsert updates nothing and
@@ -62,7 +87,7 @@ public final class SQLiteStore: ClaimStore {
         nowMs: Int64
     ) throws(ClaimError) -> Claim {
         let now = Clock.rfc3339(ms: nowMs)
-        return try connection.writeTransaction { () throws(ClaimError) -> Claim in
+        return try write { () throws(ClaimError) -> Claim in
             let rows: [[String?]]
             let previousOwner: String?
             do throws(SQLiteError) {
@@ -96,7 +121,7 @@ public final class SQLiteStore: ClaimStore {
 
     public func release(username: String, userID: String, requestID: String?, nowMs: Int64) throws(ClaimError) {
         let now = Clock.rfc3339(ms: nowMs)
-        try connection.writeTransaction { () throws(ClaimError) in
+        try write { () throws(ClaimError) in
             let released: [[String?]]
             let owner: String?
             do throws(SQLiteError) {
@@ -124,6 +149,7 @@ public final class SQLiteStore: ClaimStore {
     }
 
     public func owner(of username: String) throws(ClaimError) -> Claim? {
+        try prepare()
         let rows: [[String?]]
         do throws(SQLiteError) {
             rows = try connection.query(
@@ -153,7 +179,7 @@ extension SQLiteStore {
         throws(ClaimError) -> Challenge
     {
         let now = Clock.rfc3339(ms: nowMs)
-        return try connection.writeTransaction { () throws(ClaimError) -> Challenge in
+        return try write { () throws(ClaimError) -> Challenge in
             _ = try refuseIfTaken(username: username, userID: userID)
             do throws(SQLiteError) {
                 try connection.query("DELETE FROM challenges WHERE expires_at <= ?1", [now])
@@ -182,7 +208,7 @@ extension SQLiteStore {
         throws(ClaimError) -> Claim?
     {
         let now = Clock.rfc3339(ms: nowMs)
-        return try connection.writeTransaction { () throws(ClaimError) -> Claim? in
+        return try write { () throws(ClaimError) -> Claim? in
             guard let claim = try storeSnapshot(profile, username: username, userID: userID, at: now) else {
                 return nil
             }
@@ -217,6 +243,7 @@ extension SQLiteStore {
     }
 
     public func liveChallengeCode(username: String, userID: String, nowMs: Int64) throws(ClaimError) -> String? {
+        try prepare()
         do throws(SQLiteError) {
             return try connection.query(
                 "SELECT code FROM challenges WHERE user_id = ?1 AND username = ?2 AND expires_at > ?3",
@@ -228,6 +255,7 @@ extension SQLiteStore {
     }
 
     public func refuseIfTaken(username: String, userID: String) throws(ClaimError) -> Bool {
+        try prepare()
         let owner: String?
         let other: String?
         do throws(SQLiteError) {
@@ -254,7 +282,7 @@ extension SQLiteStore {
         _ event: String, username: String, userID: String, requestID: String?, detail: String?,
         nowMs: Int64
     ) throws(ClaimError) {
-        try connection.writeTransaction { () throws(ClaimError) in
+        try write { () throws(ClaimError) in
             try recordEvent(
                 event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),
                 detail: detail)
