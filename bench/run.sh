@@ -2,7 +2,7 @@
 # Benchmarks the release binary against the C floor (bench/floor.c) and rewrites the generated part of
 # BENCHMARKS.md. Not part of the test suite: it measures, it asserts nothing.
 #
-#   bench/run.sh                # build both, time a clean release build once, run every scenario (~2 min)
+#   bench/run.sh                # build both (and 27eb8ec), time a clean release build, run every scenario (~6 min)
 #   bench/run.sh --no-clean-build   # skip the clean-build timing (the slow part on a busy machine)
 #   BENCH_ARGS="--runs 100" bench/run.sh   # fewer runs (bench/bench.py --help lists the knobs)
 #
@@ -32,9 +32,10 @@ if (( clean_build )); then
     fresh=$(mktemp -d "$PWD/$scratch/clean-build.XXXXXX")
     echo "timing a clean release build in $fresh ..." >&2
     start=$(date +%s%N)
-    swift build -c release -Xswiftc -static-executable --scratch-path "$fresh" >/dev/null
+    swift build -c release -Xswiftc -static-executable --scratch-path "$fresh" >"$fresh.log" 2>&1 ||
+        { cat "$fresh.log" >&2; exit 1; }
     end=$(date +%s%N)
-    rm -rf "$fresh"
+    rm -rf "$fresh" "$fresh.log"
     build_args=(--build-seconds "$(awk "BEGIN { print ($end - $start) / 1e9 }")")
 fi
 
