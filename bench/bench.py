@@ -20,34 +20,11 @@ import tempfile
 import textwrap
 import time
 
+from common import collect, evict, percentile, spawn
+
 BEGIN = "<!-- bench/run.sh output: begin -->"
 END = "<!-- bench/run.sh output: end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def spawn(argv, stdin, env):
-    """Starts one process with `stdin` on fd 0 and stderr to /dev/null; returns its pid and its stdout's read end."""
-    r_in, w_in = os.pipe()
-    os.write(w_in, stdin)  # a request fits in the pipe buffer
-    os.close(w_in)
-    r_out, w_out = os.pipe()
-    actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
-               (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-    os.close(r_in)
-    os.close(w_out)
-    return pid, r_out
-
-
-def collect(r_out):
-    chunks = []
-    while True:
-        chunk = os.read(r_out, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r_out)
-    return b"".join(chunks)
 
 
 def run_once(argv, stdin, env, faults=None):
@@ -81,11 +58,6 @@ def check(response, code, want_status):
 
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
 def interleave(cases, runs, warmup):
@@ -131,16 +103,6 @@ def fresh_copy(path, folder):
     os.chmod(copy + ".tmp", 0o755)
     os.replace(copy + ".tmp", copy)
     return copy
-
-
-def evict(path):
-    """Drops a file's pages from the page cache (written back first), so the next exec reads it from disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def contention(argv, env, requests, workers):

@@ -25,14 +25,11 @@ import sys
 import tempfile
 import time
 
+from common import percentile, publish
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench/burst output: begin -->"
 END = "<!-- bench/burst output: end -->"
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
 
 
 def burst(binary, env, requests):
@@ -177,16 +174,7 @@ def report(options, combos, stats, load):
               "the shape. CPU: user + system time of all processes of one run (wait4), the cost of waiting included.",
               "", END]
     block = "\n".join(lines)
-    print(block)
-    if options.no_write:
-        return
-    text = open(options.out).read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(options.out, "w") as f:
-        f.write(text)
+    publish(block, options.out, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

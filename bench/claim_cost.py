@@ -23,54 +23,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from common import evict, percentile, run_once, publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench/claim_cost output: begin -->"
 END = "<!-- bench/claim_cost output: end -->"
 
 
-def run_once(argv, stdin, env):
-    r_in, w_in = os.pipe()
-    os.write(w_in, stdin)
-    os.close(w_in)
-    r_out, w_out = os.pipe()
-    actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
-               (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
-    start = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-    os.close(r_in)
-    os.close(w_out)
-    _, status, _ = os.wait4(pid, 0)
-    wall = (time.perf_counter_ns() - start) / 1e6
-    out = b""
-    while chunk := os.read(r_out, 65536):
-        out += chunk
-    os.close(r_out)
-    try:
-        response = json.loads(out)
-    except ValueError:
-        response = None
-    ok = isinstance(response, dict) and response.get("status") == 200 and os.waitstatus_to_exitcode(status) == 0
-    return wall, ok
-
-
 def request(action, username, user_id):
     return json.dumps({"action": action, "username": username, "user_id": user_id, "request_id": "bench"}).encode()
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def fsyncs(argv, env, requests):
@@ -131,7 +93,7 @@ def main():
             if (i // len(programs)) % 2:
                 order.reverse()
             for label, argv, env in order:
-                wall, ok = run_once(argv, make(i), env)
+                wall, ok, _ = run_once(argv, make(i), env)
                 bad[label] += not ok
                 if i >= 20:
                     times[label].append(wall)
@@ -184,16 +146,7 @@ def report(options, programs, scenarios, results, wal, counts, load):
         " / ".join(str(b) for b in wal[l]) for l in labels) + " |")
     lines += ["", END]
     block = "\n".join(lines)
-    print(block)
-    if options.no_write:
-        return
-    text = open(options.out).read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(options.out, "w") as f:
-        f.write(text)
+    publish(block, options.out, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":

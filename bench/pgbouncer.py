@@ -14,41 +14,13 @@ import os
 import statistics
 import sys
 import textwrap
-import time
+
+from common import percentile, run_once, publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench/pgbouncer output: begin -->"
 END = "<!-- bench/pgbouncer output: end -->"
 TARGET_MS = 4.0
-
-
-def run_once(argv, stdin, env):
-    r_in, w_in = os.pipe()
-    os.write(w_in, stdin)
-    os.close(w_in)
-    r_out, w_out = os.pipe()
-    actions = [(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
-               (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
-    start = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-    os.close(r_in)
-    os.close(w_out)
-    _, status, _ = os.wait4(pid, 0)
-    wall = (time.perf_counter_ns() - start) / 1e6
-    out = b""
-    while chunk := os.read(r_out, 65536):
-        out += chunk
-    os.close(r_out)
-    try:
-        ok = json.loads(out).get("status") == 200 and os.waitstatus_to_exitcode(status) == 0
-    except ValueError:
-        ok = False
-    return wall, ok, out
-
-
-def percentile(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def main():
@@ -117,16 +89,7 @@ def report(options, connections, programs, times, load):
             lines.append(f"| {step} | {us} |")
     lines += ["", END]
     block = "\n".join(lines)
-    print(block)
-    if options.no_write:
-        return
-    text = open(options.out).read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(options.out, "w") as f:
-        f.write(text)
+    publish(block, options.out, BEGIN, END, write=not options.no_write)
 
 
 if __name__ == "__main__":
