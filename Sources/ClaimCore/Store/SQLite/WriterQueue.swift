@@ -31,7 +31,7 @@ final class WriterQueue {
         if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
         guard errno == EWOULDBLOCK || errno == EINTR else { return true }
         // A blocking flock has no timeout: a one-shot SIGALRM, whose handler is installed without SA_RESTART, ends
-        // the wait with EINTR at the deadline.
+        // the wait with EINTR at the deadline. The process has one thread, so the signal interrupts this wait.
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in }
         var previous = sigaction()
