@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 from conftest import BINARY, base_env, check_output, db_query
 
@@ -39,6 +40,18 @@ def spawn_claim(env, i):
     return check_output(out, os.waitstatus_to_exitcode(status))
 
 
+def status_ms(env, runs=21):
+    """The median wall-clock time of a `status` process: printed next to the bytes read, never asserted on."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        proc = subprocess.run([BINARY], env=env, capture_output=True, timeout=60,
+                              input=json.dumps({"action": "status", "username": "name-0", "user_id": "x"}).encode())
+        times.append((time.perf_counter() - started) * 1000)
+        check_output(proc.stdout, proc.returncode)
+    return sorted(times)[len(times) // 2]
+
+
 def wal_bytes_read_at_open(env):
     """Bytes a `status` process reads from -wal (strace): the index it rebuilds when it opens the file alone."""
     with tempfile.NamedTemporaryFile("r") as trace:
@@ -61,16 +74,18 @@ def wal_bytes_read_at_open(env):
 def test_wal_stays_bounded_over_5000_claims_and_opening_does_not_get_dearer(tmp_path, capsys):
     env = base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
     wal = env["CLAIM_DB"] + "-wal"
-    sizes, reads = [], {}
+    sizes, reads, times = [], {}, {}
     for i in range(CLAIMS):
         assert spawn_claim(env, i)["status"] == 200
         sizes.append(os.path.getsize(wal))
         if i + 1 in (100, 1000, CLAIMS):
             reads[i + 1] = wal_bytes_read_at_open(env)
+            times[i + 1] = status_ms(env)
     truncations = sum(1 for before, after in zip(sizes, sizes[1:]) if after < before)
     with capsys.disabled():
         print(f"\n  {CLAIMS} claims: -wal at most {max(sizes)} bytes (bound {BOUND}), truncated {truncations} times; "
-              "bytes of -wal read by a status after " + ", ".join(f"{n}: {b}" for n, b in reads.items()))
+              "bytes of -wal read by a status after " + ", ".join(f"{n}: {b}" for n, b in reads.items())
+              + "; its median time " + ", ".join(f"{n}: {t:.2f} ms" for n, t in times.items()))
     assert max(sizes) <= BOUND, "the WAL grew past the checkpoint threshold"
     assert truncations >= CLAIMS * 5 // 64, "the WAL was not checkpointed as it filled"
     assert all(b <= BOUND for b in reads.values()), "opening the file read more than the bounded WAL"
