@@ -154,7 +154,7 @@ struct AuthenticationStateMachine {
                 return fail(.authentication, "unsupported SASL mechanisms: \(mechanisms.joined(separator: ", "))")
             }
             guard let password else { return noPassword() }
-            guard let clientNonce = nonce() else { return fail(.authentication, "RAND_bytes failed for the nonce") }
+            guard let clientNonce = nonce() else { return fail(.authentication, "getrandom failed for the nonce") }
             let client = SCRAMSHA256(password: password, clientNonce: clientNonce)
             state = .saslStarted(client)
             return .send(FrontendMessage.saslInitialResponse("SCRAM-SHA-256", Array(client.clientFirstMessage.utf8)))
