@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Builds the function image for one runtime from deploy/<runtime>/Containerfile, FROM scratch:
 #
-#   deploy/build-image.sh openfaas-classic|openfaas|fn [TAG]     # TAG defaults to leetcode-claim:<runtime>
+#   deploy/build-image.sh openfaas-classic|openfaas|fn|lambda [TAG]   # TAG defaults to leetcode-claim:<runtime>
 #
 # The build context it assembles holds only what the image needs: the static binary (LEETCODE_CLAIM_BIN, default
 # .build/leetcode-claim from scripts/build.sh), the runtime's static Go binary (RUNTIMES, default .build/runtimes
 # from ../shared/runtimes/build.sh; or the same release extracted from the runtime's official image), Debian's CA
 # certificates as the hashed directory the binary reads lazily (/etc/ssl/certs/<hash>.N), an empty /tmp, and for
-# Fn a static busybox as /bin/sh (hotwrap runs the command through `/bin/sh -c`). PODMAN replaces the `podman`
-# command (the tests add a private --root). Offline: nothing is pulled.
+# Fn a static busybox as /bin/sh (hotwrap runs the command through `/bin/sh -c`). Lambda's image has no runtime
+# binary (ours is its own runtime) and keeps the CA directory at /var/task/certs, as the zip does. PODMAN replaces
+# the `podman` command (the tests add a private --root). Offline: nothing is pulled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runtime=${1:?usage: deploy/build-image.sh openfaas-classic|openfaas|fn [TAG]}
+runtime=${1:?usage: deploy/build-image.sh openfaas-classic|openfaas|fn|lambda [TAG]}
 tag=${2:-leetcode-claim:$runtime}
 binary=${LEETCODE_CLAIM_BIN:-.build/leetcode-claim}
 runtimes=${RUNTIMES:-.build/runtimes}
@@ -31,14 +32,17 @@ case $runtime in
         install -m 755 "${BUSYBOX:-/bin/busybox}" "$context/sh"
         static "$context/sh"
         ;;
-    *) echo "error: unknown runtime $runtime (openfaas-classic, openfaas, fn)" >&2; exit 2 ;;
+    lambda) ;;
+    *) echo "error: unknown runtime $runtime (openfaas-classic, openfaas, fn, lambda)" >&2; exit 2 ;;
 esac
 static "$context/leetcode-claim"
 # The runtimes' release images ship their Go binaries without symbol tables (-ldflags "-s -w"); so do we.
 for go_binary in "$context/fwatchdog" "$context/hotwrap"; do
     if [ -f "$go_binary" ]; then strip "$go_binary"; fi
 done
-mkdir -p "$context/rootfs/tmp" "$context/rootfs/etc/ssl/certs"
+certs=etc/ssl/certs
+if [ "$runtime" = lambda ]; then certs=var/task/certs; fi
+mkdir -p "$context/rootfs/tmp" "$context/rootfs/$certs"
 chmod 1777 "$context/rootfs/tmp"
-cp -L /etc/ssl/certs/*.[0-9] "$context/rootfs/etc/ssl/certs/"
+cp -L /etc/ssl/certs/*.[0-9] "$context/rootfs/$certs/"
 "${podman[@]}" build --quiet -f "deploy/$runtime/Containerfile" -t "$tag" "$context"

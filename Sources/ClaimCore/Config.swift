@@ -20,6 +20,9 @@ public struct Config: Sendable {
     public var http: HTTPClient.Environment
     /// Set in `jwt` mode only.
     public var jwt: JWTVerifier?
+    /// When this invocation's answer is due, for a runtime that gives each invocation a deadline (AWS Lambda's, less
+    /// a margin); nil in function mode, where only the configured timeouts apply.
+    var answerBy: Deadline?
 
     /// Every environment variable the binary reads, with its default (nil = none). function.json must list
     /// exactly these; a test compares the two.
@@ -49,6 +52,7 @@ public struct Config: Sendable {
         ("FN_HTTP_H_AUTHORIZATION", nil),
         ("__OW_ACTION_NAME", nil),
         ("CLAIM_EXIT_CODES", "sysexits"),
+        ("AWS_LAMBDA_RUNTIME_API", nil),
     ]
 
     /// Reads and validates the configuration.
@@ -171,5 +175,32 @@ extension Config {
         if let header = environment("FN_HTTP_H_AUTHORIZATION"), !header.isEmpty { context.authorization.append(header) }
         if let name = environment("__OW_ACTION_NAME"), !name.isEmpty { context.openWhisk = true }
         return context
+    }
+}
+
+// AWS Lambda: the binary is its own custom runtime when Lambda (or its emulator) names the Runtime API.
+extension Config {
+    /// `AWS_LAMBDA_RUNTIME_API` (`host:port` of the Runtime API), or nil outside Lambda.
+    public static func lambdaRuntimeAPI(_ environment: (String) -> String?) -> String? {
+        guard let api = environment("AWS_LAMBDA_RUNTIME_API"), !api.isEmpty else { return nil }
+        return api
+    }
+
+    /// `load`, plus Lambda's storage rule: instances share no disk, so SQLite only when `CLAIM_DB` says so.
+    /// - Throws: `misconfigured`, naming `CLAIM_DATABASE_URL` when neither store was chosen.
+    public static func loadForLambda(_ environment: (String) -> String?) throws(ClaimError) -> Config {
+        let config = try load(environment)
+        if config.databaseURL == nil, environment("CLAIM_DB")?.isEmpty ?? true {
+            throw ClaimError(
+                .misconfigured,
+                "CLAIM_DATABASE_URL is not set: on AWS Lambda the claims need PostgreSQL (instances share no disk); "
+                    + "SQLite only with CLAIM_DB set explicitly and one instance (reserved concurrency 1)")
+        }
+        return config
+    }
+
+    /// `configured` milliseconds, or fewer when the invocation's answer is due sooner (`Deadline.capping`).
+    func waitMs(_ configured: Int) -> Int {
+        answerBy?.capping(configured) ?? configured
     }
 }

@@ -13,9 +13,11 @@ public enum Handler {
             openWhiskWebAction ? OpenWhisk.webActionResult(response) : response.line
         }
 
-        /// The stderr log line; `stdoutLost` when the response could not be written.
-        public func logLine(stdoutLost: Bool = false) -> String {
-            Log.line(response: response, username: username, durationMs: durationMs, stdoutLost: stdoutLost)
+        /// The stderr log line; `stdoutLost` when the response could not be written, `awsRequestID` on Lambda.
+        public func logLine(stdoutLost: Bool = false, awsRequestID: String? = nil) -> String {
+            Log.line(
+                response: response, username: username, durationMs: durationMs, stdoutLost: stdoutLost,
+                awsRequestID: awsRequestID)
         }
     }
 
@@ -27,6 +29,18 @@ public enum Handler {
     public static func handle(
         input: [UInt8], context: RuntimeContext = RuntimeContext(), environment: (String) -> String?
     ) -> Outcome {
+        serve(input, context: context, config: { () throws(ClaimError) in try Config.load(environment) }) {
+            (config) throws(ClaimError) in try openStore(config)
+        }
+    }
+
+    /// `handle`'s steps in the contract's check order, with the configuration and the store supplied by the caller:
+    /// loaded and opened for this request (stdin), or kept across invocations (`Session`). `config` runs after the
+    /// JSON check, `store` only once the caller is known.
+    static func serve(
+        _ input: [UInt8], context: RuntimeContext, config loadConfig: () throws(ClaimError) -> Config,
+        store: (Config) throws(ClaimError) -> any ClaimStore
+    ) -> Outcome {
         let started = Clock.monotonicNs()
         var response = Response(action: nil, requestID: nil, outcome: .failure(ClaimError(.internal, "unreached")))
         var webAction = false
@@ -35,11 +49,11 @@ public enum Handler {
             let object = try Request.parseObject(input)
             (response.action, response.requestID) = Request.echo(from: object)
             webAction = context.openWhisk && OpenWhisk.isWebAction(object)
-            let config = try Config.load(environment)
+            let config = try loadConfig()
             let request = try Request(object, openWhisk: context.openWhisk)
             username = request.username
             let caller = try authenticate(request, context: context, config: config)
-            response.outcome = .success(try execute(request, caller: caller, config: config))
+            response.outcome = .success(try execute(request, caller: caller, config: config, store: try store(config)))
         } catch {
             response.outcome = .failure(error)
         }
@@ -97,8 +111,9 @@ public enum Handler {
         }
     }
 
-    static func execute(_ request: Request, caller: String, config: Config) throws(ClaimError) -> JSON {
-        let store = try openStore(config)
+    static func execute(_ request: Request, caller: String, config: Config, store: any ClaimStore)
+        throws(ClaimError) -> JSON
+    {
         let username = request.username
         switch request.action {
         case .challenge:
@@ -157,7 +172,8 @@ public enum Handler {
         let profile: LeetCodeProfile
         do throws(ClaimError) {
             profile = try LeetCodeClient.fetchProfile(
-                username: username, url: config.leetcodeURL, timeoutMs: config.leetcodeTimeoutMs, version: version,
+                username: username, url: config.leetcodeURL, timeoutMs: config.waitMs(config.leetcodeTimeoutMs),
+                version: version,
                 environment: config.http)
             if let code, !profile.aboutMe.hasSubstring(code) {
                 throw ClaimError(

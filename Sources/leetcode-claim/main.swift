@@ -52,6 +52,7 @@ func readStdin(limit: Int) -> [UInt8] {
 }
 
 let context = Config.runtimeContext(environment)
+let lambdaRuntimeAPI = Config.lambdaRuntimeAPI(environment)
 // `CommandLine.arguments` would build an Array of Strings on every request just to look for one word.
 switch Command(argc: CommandLine.argc, argv: CommandLine.unsafeArgv, openWhisk: context.openWhisk) {
 case .serve:
@@ -66,6 +67,10 @@ case .version:
 case .unknown(let argument):
     write("leetcode-claim: unknown argument \"\(argument)\"\n\n" + Command.usage, to: 2)
     exit(Command.exitUsage)
+}
+// On AWS Lambda the process serves invocations from the Runtime API until Lambda ends it.
+if let lambdaRuntimeAPI {
+    exit(LambdaRuntime.run(address: lambdaRuntimeAPI, environment: environment) { write($0, to: 2) })
 }
 // A person who runs the binary in a terminal sees why it waits.
 if isatty(0) == 1 {

@@ -1,6 +1,9 @@
 /// One JSON log line per request, for stderr. It carries no token, secret or request body.
 public enum Log {
-    static func line(response: Response, username: String?, durationMs: Double, stdoutLost: Bool) -> String {
+    /// - Parameter awsRequestID: the invocation's id on AWS Lambda, logged as `aws_request_id`; nil elsewhere.
+    static func line(
+        response: Response, username: String?, durationMs: Double, stdoutLost: Bool, awsRequestID: String? = nil
+    ) -> String {
         let status = response.status
         var members: [(String, JSON)] = [
             ("time", .string(Clock.rfc3339(ms: Clock.nowMs()))),
@@ -15,6 +18,7 @@ public enum Log {
         if case .failure(let error) = response.outcome, let detail = error.detail {
             members.append(("detail", .string(detail)))
         }
+        if let awsRequestID { members.append(("aws_request_id", .string(awsRequestID))) }
         if stdoutLost {
             members[1].1 = .string("error")
             members.append(("stdout", .string("lost: the response could not be written")))

@@ -32,6 +32,16 @@ public struct Response: Sendable {
         }
     }
 
+    /// The HTTP headers that carry this response where a runtime lets us set them (an OpenWhisk web action, an HTTP
+    /// event on Lambda): JSON's Content-Type, and Retry-After whenever the error says when to come back.
+    public var httpHeaders: JSON {
+        var headers: [(String, JSON)] = [("content-type", .string("application/json"))]
+        if case .failure(let error) = outcome, let retry = error.retryAfterSeconds {
+            headers.append(("Retry-After", .string(String(retry))))
+        }
+        return .object(headers)
+    }
+
     /// `object` as one line of JSON followed by a newline: what stdout carries.
     public var line: String { JSONWriter.serialize(object) + "\n" }
 

@@ -124,20 +124,37 @@ public enum HTTPClient {
             }
         }
 
-        var head = "POST \(target.path) HTTP/1.1\r\nHost: \(target.authority)\r\nConnection: close\r\n"
-        head += "Content-Length: \(body.count)\r\n"
+        let head = requestHead(
+            "POST", target.path, authority: target.authority, headers: headers, bodyCount: body.count, close: true)
+        try network { () throws(NetworkFailure) in try stream.writeAll(head + body) }
+        return try readResponse(from: stream, maxResponseBytes: maxResponseBytes).response
+    }
+
+    /// The request line and headers, ending with the blank line. Content-Length is sent with any body and on every
+    /// request but a GET.
+    static func requestHead(
+        _ method: String, _ path: String, authority: String, headers: [(String, String)], bodyCount: Int, close: Bool
+    ) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(authority)\r\n"
+        if close { head += "Connection: close\r\n" }
+        if bodyCount > 0 || method != "GET" { head += "Content-Length: \(bodyCount)\r\n" }
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += "\r\n"
-        try network { () throws(NetworkFailure) in try stream.writeAll(Array(head.utf8) + body) }
+        return Array(head.utf8)
+    }
 
+    /// Reads one response from `stream`; `closed` when the peer ended the connection (a body read to the close).
+    static func readResponse(from stream: NetworkStream, maxResponseBytes: Int) throws(HTTPFailure)
+        -> (response: HTTPResponse, closed: Bool)
+    {
         var parser = ResponseParser(maxBody: maxResponseBytes)
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let count = try network { () throws(NetworkFailure) in
                 try stream.read(into: &buffer, phase: "reading the response")
             }
-            if count == 0 { return try parser.finish() }
-            if let response = try parser.feed(buffer[0..<count]) { return response }
+            if count == 0 { return (try parser.finish(), true) }
+            if let response = try parser.feed(buffer[0..<count]) { return (response, false) }
         }
     }
 
@@ -191,7 +208,7 @@ extension HTTPFailure {
 }
 
 /// Runs socket or TLS work from `NetworkStream`, reporting its failure as an `HTTPFailure`.
-private func network<T>(_ body: () throws(NetworkFailure) -> T) throws(HTTPFailure) -> T {
+func network<T>(_ body: () throws(NetworkFailure) -> T) throws(HTTPFailure) -> T {
     do throws(NetworkFailure) {
         return try body()
     } catch {

@@ -29,13 +29,24 @@ struct NetworkFailure: Error, CustomStringConvertible {
 }
 
 /// One CLOCK_MONOTONIC deadline for the whole exchange.
-struct Deadline {
+public struct Deadline: Sendable {
     let budgetMs: Int
     let end: Int64
 
     init(ms: Int) {
         budgetMs = max(ms, 0)
         end = Deadline.now() + Int64(budgetMs) * 1_000_000
+    }
+
+    /// `ms` from now, or sooner when `answerBy` (an invocation's answer-by time) comes first.
+    init(ms: Int, answerBy: Deadline?) {
+        self.init(ms: answerBy.map { min(ms, Int($0.remainingMs)) } ?? ms)
+    }
+
+    /// `configured` ms, or fewer when this deadline comes sooner: one wait gets at most three quarters of the time
+    /// left, so what follows it (a rollback, the audit event, the answer) still fits before the deadline.
+    func capping(_ configured: Int) -> Int {
+        min(configured, Int(remainingMs) * 3 / 4)
     }
 
     static func now() -> Int64 {
@@ -73,6 +84,14 @@ final class NetworkStream {
     deinit {
         SSL_free(ssl)
         Glibc.close(fd)
+    }
+
+    /// True when the peer has sent nothing and not closed the connection since the last exchange, so a kept
+    /// connection may carry the next one. Anything readable between exchanges (a FIN, a server's FATAL message, a TLS
+    /// close_notify) means the peer is done with it. One `poll` with no wait.
+    var isQuiet: Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 0
     }
 
     // MARK: - Connecting

@@ -27,13 +27,9 @@ public enum OpenWhisk {
     /// A web action's result: OpenWhisk answers the HTTP request with `statusCode`, `headers` and `body`, so the
     /// client gets our status, `application/json` and our response object (plus `Retry-After` on a 503).
     public static func webActionResult(_ response: Response) -> String {
-        var headers: [(String, JSON)] = [("content-type", .string("application/json"))]
-        if case .failure(let error) = response.outcome, let retry = error.retryAfterSeconds {
-            headers.append(("Retry-After", .string(String(retry))))
-        }
         let result: JSON = .object([
             ("statusCode", .number(String(response.status))),
-            ("headers", .object(headers)),
+            ("headers", response.httpHeaders),
             ("body", response.object),
         ])
         return JSONWriter.serialize(result) + "\n"

@@ -42,6 +42,12 @@ public protocol ClaimStore: AnyObject {
     /// Appends an audit event (a failed verify changes nothing else).
     func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?, nowMs: Int64)
         throws(ClaimError)
+
+    /// Readies a store kept from an earlier invocation for the next one (a long-running process: AWS Lambda): its
+    /// waits end in time for `answerBy`, nothing of the earlier invocation is left open, and a connection the server
+    /// closed meanwhile is replaced.
+    /// - Throws: what opening the store throws, when a replacement connection cannot be had.
+    func prepare(answerBy: Deadline?) throws(ClaimError)
 }
 
 extension ClaimError {

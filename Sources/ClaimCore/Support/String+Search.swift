@@ -3,12 +3,17 @@ extension String {
     /// Unicode canonical equivalence, which is what matching a proof code needs. It replaces the
     /// `_StringProcessing` overload of `contains`, a module this package does not link (see Package.swift).
     func hasSubstring(_ needle: String) -> Bool {
-        let haystack = Array(utf8)
-        let pattern = Array(needle.utf8)
+        Array(utf8).hasSubsequence(Array(needle.utf8))
+    }
+}
+
+extension [UInt8] {
+    /// Whether `pattern` occurs in these bytes, contiguously.
+    func hasSubsequence(_ pattern: [UInt8]) -> Bool {
         guard !pattern.isEmpty else { return true }
-        guard haystack.count >= pattern.count else { return false }
-        for start in 0...(haystack.count - pattern.count)
-        where haystack[start] == pattern[0] && haystack[start..<start + pattern.count].elementsEqual(pattern) {
+        guard count >= pattern.count else { return false }
+        for start in 0...(count - pattern.count)
+        where self[start] == pattern[0] && self[start..<start + pattern.count].elementsEqual(pattern) {
             return true
         }
         return false

@@ -24,6 +24,11 @@ final class PostgresConnection {
     /// ReadyForQuery's status: idle, in a transaction, or in a failed transaction.
     private(set) var transactionStatus = BackendMessage.TransactionStatus.idle
 
+    /// True while the session is open and the server has sent nothing since the last round trip: a kept
+    /// connection that may carry the next one. A server that restarted, a pooler that closed the connection and an
+    /// idle-session timeout all leave something readable (FATAL, FIN, close_notify).
+    var isReusable: Bool { usable && stream.isQuiet }
+
     /// Bounds every wait from now on.
     var deadline: Deadline {
         get { stream.deadline }
@@ -59,18 +64,22 @@ final class PostgresConnection {
         }
     }
 
-    /// Connects, negotiates TLS as `url.sslMode` says and authenticates, all within `url.connectTimeoutMs`.
+    /// Connects, negotiates TLS as `url.sslMode` says and authenticates, all within `url.connectTimeoutMs` (and
+    /// before `answerBy`, an invocation's answer-by time, when that comes first).
     /// - Throws: `PostgresError`; `.network` kinds for no server, `.server` for a refused login or database.
-    static func connect(_ url: PostgresURL, cas: TrustedCAs) throws(PostgresError) -> PostgresConnection {
+    static func connect(_ url: PostgresURL, cas: TrustedCAs, answerBy: Deadline? = nil) throws(PostgresError)
+        -> PostgresConnection
+    {
         do throws(PostgresError) {
-            return try connectOnce(url, cas: cas)
+            return try connectOnce(url, cas: cas, deadline: Deadline(ms: url.connectTimeoutMs, answerBy: answerBy))
         } catch {
             throw error.redacting(url.password)
         }
     }
 
-    private static func connectOnce(_ url: PostgresURL, cas: TrustedCAs) throws(PostgresError) -> PostgresConnection {
-        let deadline = Deadline(ms: url.connectTimeoutMs)
+    private static func connectOnce(_ url: PostgresURL, cas: TrustedCAs, deadline: Deadline) throws(PostgresError)
+        -> PostgresConnection
+    {
         let rootCert = url.sslRootCert.map { TrustedCAs(file: $0, directory: nil) }
         switch url.sslMode {
         case .disable:

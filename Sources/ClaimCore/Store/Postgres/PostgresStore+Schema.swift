@@ -29,7 +29,7 @@ extension PostgresStore {
 
     /// The schema version, 0 for a database without our tables. One statement outside any transaction.
     func currentVersion() throws(ClaimError) -> Int {
-        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+        connection.deadline = ioDeadline()
         do throws(PostgresError) {
             let rows = try connection.query("SELECT max(version) FROM schema_version")
             return Int(rows.first?.first.flatMap { $0 } ?? "0") ?? 0

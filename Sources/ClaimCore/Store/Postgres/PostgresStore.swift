@@ -15,9 +15,19 @@ public final class PostgresStore: ClaimStore {
     /// `pg_advisory_xact_lock` key that serializes migrations across processes: "lc-claim" in ASCII.
     static let migrationLock = "7810136083833907565"
 
-    let connection: PostgresConnection
+    /// Replaced only by `prepare` or its retry, when the server closed it (PostgresStore+Reuse.swift).
+    var connection: PostgresConnection
     let busyTimeoutMs: Int
     let ioSlackMs: Int
+    let url: PostgresURL
+    let cas: PostgresConnection.TrustedCAs
+    /// The current invocation's answer-by time (`prepare`): every wait ends before it.
+    var answerBy: Deadline?
+    /// The connection came from an earlier invocation and has not completed a round trip in this one: if it turns
+    /// out dead, it is replaced once and the work run again (PostgresStore+Reuse.swift).
+    var untestedReuse = false
+    /// The current attempt sent COMMIT: a lost connection then leaves its outcome unknown, so it is not run again.
+    var commitSent = false
 
     /// Connects (TLS and authentication within the URL's connect_timeout) and migrates.
     /// - Throws: `store_unreachable` (no server), `store_unavailable` (login refused, no database, newer schema, TLS
@@ -29,20 +39,22 @@ public final class PostgresStore: ClaimStore {
         busyTimeoutMs = config.busyTimeoutMs
         // A server that stops answering is given up on after the lock budget plus this much.
         ioSlackMs = url.connectTimeoutMs + 2000
-        let cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
-        connection = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: config.busyTimeoutMs)
+        self.url = url
+        cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
+        answerBy = config.answerBy
+        connection = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: busyTimeoutMs, answerBy: answerBy)
         try migrate()
     }
 
     /// Connects; "too many clients" (53300) is retried until CLAIM_BUSY_TIMEOUT_MS, like a lock wait.
-    private static func connect(_ url: PostgresURL, cas: PostgresConnection.TrustedCAs, busyTimeoutMs: Int)
-        throws(ClaimError) -> PostgresConnection
-    {
-        let giveUp = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+    static func connect(
+        _ url: PostgresURL, cas: PostgresConnection.TrustedCAs, busyTimeoutMs: Int, answerBy: Deadline?
+    ) throws(ClaimError) -> PostgresConnection {
+        let giveUp = Clock.monotonicNs() + UInt64(answerBy?.capping(busyTimeoutMs) ?? busyTimeoutMs) * 1_000_000
         var attempt: UInt32 = 0
         while true {
             do throws(PostgresError) {
-                return try PostgresConnection.connect(url, cas: cas)
+                return try PostgresConnection.connect(url, cas: cas, answerBy: answerBy)
             } catch  where error.sqlState == PostgresError.tooManyConnections && Clock.monotonicNs() < giveUp {
                 attempt += 1
                 usleep(2000 + arc4random_uniform(min(attempt, 10) * 5000))
@@ -63,7 +75,7 @@ public final class PostgresStore: ClaimStore {
     /// BEGIN and the settings travel in the same round trip as the body's first statement, and whatever the body
     /// queued last (the audit event) travels with COMMIT.
     func transaction<T>(_ context: String, _ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
-        let giveUp = Clock.monotonicNs() + UInt64(busyTimeoutMs) * 1_000_000
+        let giveUp = Clock.monotonicNs() + UInt64(lockTimeoutMs) * 1_000_000
         var attempt: UInt32 = 0
         while true {
             do throws(ClaimError) {
@@ -71,22 +83,28 @@ public final class PostgresStore: ClaimStore {
             } catch  where PostgresStore.isTransient(error) && Clock.monotonicNs() < giveUp {
                 attempt += 1
                 usleep(1000 + arc4random_uniform(min(attempt, 10) * 2000))
+            } catch  where mayReplaceLostConnection(after: error) {
+                try replaceConnection()
             }
         }
     }
 
     /// One BEGIN … COMMIT; rolled back on any error, which is rethrown.
     private func attemptTransaction<T>(_ context: String, _ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
-        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
+        connection.deadline = ioDeadline()
+        commitSent = false
         // lock_timeout 0 would mean "wait forever"; CLAIM_BUSY_TIMEOUT_MS=0 means "do not wait".
-        let lockMs = max(busyTimeoutMs, 1)
+        let lockMs = max(lockTimeoutMs, 1)
+        // A statement gets a second more than the lock wait, and never more than 7/8 of an invocation's time left.
+        let statementMs = max(min(lockMs + 1000, answerBy.map { Int($0.remainingMs) * 7 / 8 } ?? .max), 1)
         connection.queue("BEGIN ISOLATION LEVEL READ COMMITTED")
         connection.queue(
             "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
-            ["\(lockMs)ms", "\(lockMs + 1000)ms"])
+            ["\(lockMs)ms", "\(statementMs)ms"])
         do throws(ClaimError) {
             let result = try body()
             connection.queue("COMMIT")
+            commitSent = true
             do throws(PostgresError) {
                 try connection.flush()
             } catch {
@@ -118,7 +136,9 @@ public final class PostgresStore: ClaimStore {
         oneProfilePerUser: ClaimError? = nil
     ) throws(ClaimError) -> [[[String?]]] {
         do throws(PostgresError) {
-            return try connection.batch(statements)
+            let results = try connection.batch(statements)
+            untestedReuse = false
+            return results
         } catch {
             if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
                 error.constraint == "profiles_one_per_user"
@@ -137,8 +157,14 @@ public final class PostgresStore: ClaimStore {
     private func read(_ context: String, _ statements: [(sql: String, parameters: [String?])])
         throws(ClaimError) -> [[[String?]]]
     {
-        connection.deadline = Deadline(ms: busyTimeoutMs + ioSlackMs)
-        return try batch(context, statements)
+        connection.deadline = ioDeadline()
+        do throws(ClaimError) {
+            return try batch(context, statements)
+        } catch  where mayReplaceLostConnection(after: error) {
+            try replaceConnection()
+            connection.deadline = ioDeadline()
+            return try batch(context, statements)
+        }
     }
 
     // MARK: - Claims

@@ -37,7 +37,8 @@ final class SQLiteConnection {
     private let handle: OpaquePointer
     /// Its descriptor is closed after `deinit` has closed SQLite (stored properties go after the body runs).
     private let queue: WriterQueue
-    let busyTimeoutMs: Int
+    /// The busy timeout in force: the configured one, or less when an invocation's deadline is nearer.
+    private(set) var busyTimeoutMs = 0
     /// The number of frames in the WAL after the last commit (WAL mode), written by SQLite's WAL hook.
     private let walFrames = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
 
@@ -63,12 +64,18 @@ final class SQLiteConnection {
         }
         handle = db
         queue = WriterQueue(path: path)
-        self.busyTimeoutMs = busyTimeoutMs
         walFrames.initialize(to: 0)
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, Int32(busyTimeoutMs))
+        setBusyTimeout(busyTimeoutMs)
         csqlite_no_checkpoint_on_close(db)
         csqlite_count_wal_frames(db, walFrames)
+    }
+
+    /// The longest wait for a lock from now on, the writers' queue included
+    /// (https://sqlite.org/c3ref/busy_timeout.html).
+    func setBusyTimeout(_ ms: Int) {
+        busyTimeoutMs = ms
+        sqlite3_busy_timeout(handle, Int32(clamping: ms))
     }
 
     deinit {
@@ -179,7 +186,8 @@ final class SQLiteConnection {
         sqlite3_busy_timeout(handle, Int32(busyTimeoutMs))
     }
 
-    private func rollback() {
+    /// Rolls back the transaction in progress, if any.
+    func rollback() {
         if sqlite3_get_autocommit(handle) == 0 { _ = try? query("ROLLBACK") }
     }
 }

@@ -10,10 +10,12 @@ public final class SQLiteStore: ClaimStore {
     public static let schemaVersion = 2
 
     let connection: SQLiteConnection
+    /// CLAIM_BUSY_TIMEOUT_MS; an invocation with a deadline may wait less (`prepare(answerBy:)`).
+    let busyTimeoutMs: Int
     private let journal: Config.Journal
     private let sync: Config.Sync
     /// True once the schema version was checked, the journal mode and `synchronous` set and the schema migrated.
-    private var prepared = false
+    private var isSetUp = false
 
     /// Opens the database, creating its folder and file when missing; with `prepareOnFirstUse` false (the
     /// default) it also checks the schema version, sets the journal mode and migrates, else the first use does.
@@ -22,9 +24,10 @@ public final class SQLiteStore: ClaimStore {
     /// - Throws: `store_unavailable` (cannot open, read-only, corrupt, newer schema) or `store_busy`.
     public init(config: Config, prepareOnFirstUse: Bool = false) throws(ClaimError) {
         let path = config.databasePath
+        busyTimeoutMs = config.busyTimeoutMs
         try SQLiteStore.createParentFolder(of: path)
         do throws(SQLiteError) {
-            connection = try SQLiteConnection(path: path, busyTimeoutMs: config.busyTimeoutMs)
+            connection = try SQLiteConnection(path: path, busyTimeoutMs: config.waitMs(config.busyTimeoutMs))
         } catch {
             throw error.claimError(context: "open")
         }
@@ -35,12 +38,12 @@ public final class SQLiteStore: ClaimStore {
         if connection.isReadOnly || access(SQLiteStore.folder(of: path), W_OK) != 0 {
             throw StoreFailure.readOnly.error(detail: "open \(path): read-only")
         }
-        if !prepareOnFirstUse { try prepare() }
+        if !prepareOnFirstUse { try setUp() }
     }
 
     /// Checks the schema version, sets the journal mode and `synchronous`, and migrates, once.
-    func prepare() throws(ClaimError) {
-        if prepared { return }
+    func setUp() throws(ClaimError) {
+        if isSetUp { return }
         // Refuse a newer schema before changing anything about the file, its journal mode included.
         let version = try currentVersion()
         if !(0...SQLiteStore.schemaVersion).contains(version) {
@@ -53,14 +56,14 @@ public final class SQLiteStore: ClaimStore {
             throw error.claimError(context: "synchronous")
         }
         try migrate(from: version)
-        prepared = true
+        isSetUp = true
     }
 
-    /// A write transaction with everything it needs, the first use's `prepare` included, inside this process's turn
+    /// A write transaction with everything it needs, the first use's `setUp` included, inside this process's turn
     /// among the writers.
     func write<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
         try connection.inWritersTurn { () throws(ClaimError) -> T in
-            try prepare()
+            try setUp()
             return try connection.writeTransaction(body)
         }
     }
@@ -148,8 +151,16 @@ public final class SQLiteStore: ClaimStore {
         }
     }
 
+    /// The handle stays open across invocations; only the busy timeout follows each one's deadline. A transaction
+    /// is never left open (each rolls back on error), and one found open anyway is rolled back: it would hold the
+    /// write lock against every other writer.
+    public func prepare(answerBy: Deadline?) throws(ClaimError) {
+        connection.rollback()
+        connection.setBusyTimeout(answerBy?.capping(busyTimeoutMs) ?? busyTimeoutMs)
+    }
+
     public func owner(of username: String) throws(ClaimError) -> Claim? {
-        try prepare()
+        try setUp()
         let rows: [[String?]]
         do throws(SQLiteError) {
             rows = try connection.query(
@@ -243,7 +254,7 @@ extension SQLiteStore {
     }
 
     public func liveChallengeCode(username: String, userID: String, nowMs: Int64) throws(ClaimError) -> String? {
-        try prepare()
+        try setUp()
         do throws(SQLiteError) {
             return try connection.query(
                 "SELECT code FROM challenges WHERE user_id = ?1 AND username = ?2 AND expires_at > ?3",
@@ -255,7 +266,7 @@ extension SQLiteStore {
     }
 
     public func refuseIfTaken(username: String, userID: String) throws(ClaimError) -> Bool {
-        try prepare()
+        try setUp()
         let owner: String?
         let other: String?
         do throws(SQLiteError) {
