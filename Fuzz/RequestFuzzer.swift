@@ -9,7 +9,10 @@
 //   - an accepted username is valid and normalizing it again changes nothing; an accepted user id is valid;
 //   - the response line is one line of valid JSON;
 //   - with OpenWhisk's `__ow_*` fields allowed the same errors hold, a request without them decodes the same, and
-//     a web action's result is one line of valid JSON.
+//     a web action's result is one line of valid JSON;
+//   - taken as an AWS Lambda event, the bytes are either the request itself or an HTTP event whose request is at
+//     most one byte past the size limit (base64 decoding stops there) or whose envelope is refused as
+//     invalid_request, and the answer in either shape is one valid JSON object (the HTTP one with our status).
 
 /// The JWT secret and a token signed with it (sub "fuzz-user", exp 9999-12-31) are in the seed corpus, so the
 /// fuzzer starts from requests that get past authentication.
@@ -112,9 +115,35 @@ func checkRequest(_ bytes: [UInt8]) {
     }
 }
 
+/// The bytes as a Lambda event (LambdaEvent): classification and both answer shapes.
+func checkLambdaEvent(_ bytes: [UInt8]) {
+    let event = LambdaEvent(bytes)
+    if !event.isHTTP {
+        precondition(event.request == bytes && event.authorization.isEmpty && event.failure == nil, "raw event")
+    } else if let failure = event.failure {
+        precondition(failure.code == .invalidRequest, "an HTTP envelope was refused with \(failure)")
+    } else {
+        if case .object(let members)? = try? JSONParser.parse(bytes), members.contains(where: { $0.0 == "body" }),
+            case .bool(true)? = try? JSONParser.parse(bytes)["isBase64Encoded"]
+        {
+            precondition(event.request.count <= Request.maxBytes + 3, "decoded past the size limit")
+        }
+    }
+    let response = Response(
+        action: .status, requestID: nil, outcome: .failure(StoreFailure.busy.error(detail: "fuzz")))
+    guard case .object = try? JSONParser.parse(event.answer(response)) else {
+        fatalError("the Lambda answer is not a JSON object")
+    }
+    if event.isHTTP {
+        let answer = try? JSONParser.parse(event.answer(response))
+        precondition(answer?["statusCode"] == .number("503"), "the HTTP answer does not carry our status")
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func requestFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     checkRequest(bytes)
+    checkLambdaEvent(bytes)
     return 0
 }

@@ -117,6 +117,7 @@ private let jwtSecret = String(repeating: "s", count: JWTVerifier.minSecretBytes
         // What main reads on every request besides `load`: the runtime's variables.
         _ = Config.runtimeContext(recording([:]))
         _ = Config.exitCodes(recording([:]))
+        _ = Config.lambdaRuntimeAPI(recording([:]))
         #expect(asked == Set(Config.variables.map(\.name)))
         #expect(Config.variables.count == Set(Config.variables.map(\.name)).count)
     }

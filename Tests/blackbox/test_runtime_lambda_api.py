@@ -9,6 +9,8 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from conftest import BINARY, base_env
 
 ROOT = "/2018-06-01/runtime"
@@ -18,9 +20,10 @@ GONE = object()
 class FakeRuntimeAPI:
     """Hands out the queued events on /invocation/next and records what the runtime posts. `GONE` in the queue
     closes the connection without an answer and stops the server. `refuse` answers a response POST with that
-    status instead of 202."""
+    status instead of 202. `close_after_post` ends the connection after each POST: with a `Connection: close`
+    header ("header") or without a word ("silently")."""
 
-    def __init__(self):
+    def __init__(self, close_after_post=None):
         self.events = queue.Queue()
         self.posts = []
         self.connections = 0
@@ -41,8 +44,9 @@ class FakeRuntimeAPI:
                 assert self.path == ROOT + "/invocation/next", self.path
                 item = api.events.get(timeout=60)
                 if item is GONE:
+                    # As when the Runtime API's process ends: the port refuses, this connection closes unanswered.
+                    api.server.socket.close()
                     self.close_connection = True
-                    threading.Thread(target=api.server.shutdown).start()
                     return
                 request_id, body, headers = item
                 self.send_response(200)
@@ -64,15 +68,25 @@ class FakeRuntimeAPI:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
+                if close_after_post == "header":
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(answer)
+                if close_after_post == "silently":
+                    self.close_connection = True
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            self.server.serve_forever(poll_interval=0.05)
+        except (OSError, ValueError):
+            pass  # the listening socket was closed under it: the API went away
 
     def close(self):
-        self.server.server_close()
+        self.server.socket.close()
 
 
 def run_runtime(api, tmp_path, timeout=60):
@@ -148,3 +162,18 @@ def test_request_ids_go_into_the_path_percent_encoded(tmp_path):
     finally:
         api.close()
     assert [p for p, _, _ in api.posts] == [f"{ROOT}/invocation/a%20b%2Fc%3Fd/response"]
+
+
+@pytest.mark.parametrize("close_after_post", ["header", "silently"])
+def test_a_connection_the_api_closes_is_replaced(close_after_post, tmp_path):
+    api = FakeRuntimeAPI(close_after_post)
+    try:
+        for i in range(5):
+            api.events.put((f"id-{i}", status_event(f"u{i}"), {}))
+        api.events.put(GONE)
+        code, logs = run_runtime(api, tmp_path)
+    finally:
+        api.close()
+    print(f"{close_after_post}: {len(api.posts)} responses over {api.connections} connections, exit {code}")
+    assert [p for p, _, _ in api.posts] == [f"{ROOT}/invocation/id-{i}/response" for i in range(5)]
+    assert api.connections >= 5 and code == 74

@@ -66,6 +66,9 @@ public enum Command: Equatable, Sendable {
           CLAIM_VERIFY        leetcode (default: prove through the profile's About me) | off
           CLAIM_JWT_SECRET    HS256 secret, with CLAIM_AUTH=jwt
           CLAIM_EXIT_CODES    sysexits (default) | zero (for runtimes that rewrite a failed process's body)
+          AWS_LAMBDA_RUNTIME_API
+                              set by AWS Lambda: serve its Runtime API (one process, many invocations)
+                              instead of one request on stdin
 
         exit: 0 status below 500, 75 retry later (503), 78 misconfigured, 70 other 5xx, 74 stdout lost,
               64 usage
