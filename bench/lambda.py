@@ -26,6 +26,8 @@ import tempfile
 import time
 import uuid
 
+from bench import evict, percentile  # bench/bench.py, beside this script
+
 BEGIN = "<!-- bench/lambda output: begin -->"
 END = "<!-- bench/lambda output: end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,20 +162,6 @@ def vm_hwm_mb(pid):
     return int(fields["VmHWM"].split()[0]) * 1024 / 1e6
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
-def drop_from_page_cache(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
 # --- the run ------------------------------------------------------------------------------------------------------
 
 def programs_for(args, backend):
@@ -246,7 +234,7 @@ def cold_init(args, work, databases):
         if "floor" in name:
             continue
         for path in (args.ours, SHELL_BOOTSTRAP):
-            drop_from_page_cache(path)
+            evict(path)
         env = environment(args, "SQLite", name, databases, 100 + index)
         emulator = Emulator(args.emulator, command, env, os.path.join(work, f"cold-{index}.log"))
         try:

@@ -173,8 +173,7 @@ public enum Handler {
         do throws(ClaimError) {
             profile = try LeetCodeClient.fetchProfile(
                 username: username, url: config.leetcodeURL, timeoutMs: config.waitMs(config.leetcodeTimeoutMs),
-                version: version,
-                environment: config.http)
+                version: version, environment: config.http)
             if let code, !profile.aboutMe.hasSubstring(code) {
                 throw ClaimError(
                     .codeNotFound,

@@ -32,6 +32,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 import runtimes
 from conftest import BINARY
 
@@ -163,11 +165,19 @@ class Emulator:
         self.log_file.close()
 
 
-def process_memory_kb(pid):
-    """(VmHWM, VmRSS) of a process in kB: its peak and current resident memory."""
-    fields = dict(line.split(":", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines()
-                  if ":" in line)
-    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
+@pytest.fixture
+def emulators(tmp_path):
+    """Starts emulators for a test (`start(env, **Emulator options)`) and stops them all afterwards."""
+    started = []
+
+    def start(env, **kwargs):
+        emulator = Emulator(env, tmp_path / f"rie-{len(started)}.log", **kwargs)
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
 
 
 # --- Events ---------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 import lambda_emulator as lam
+from lambda_emulator import emulators  # noqa: F401 (a fixture)
 import runtimes
 from conftest import BINARY, ROOT, VALIDATOR, run
 
@@ -24,21 +25,6 @@ CASES = ROOT / "Tests" / "blackbox" / "cases"
 def token(sub):
     now = int(time.time())
     return jwt.encode({"sub": sub, "aud": "authenticated", "iat": now, "exp": now + 600}, SECRET, algorithm="HS256")
-
-
-@pytest.fixture
-def emulators(tmp_path):
-    """Starts emulators for a test and stops them all afterwards."""
-    started = []
-
-    def start(env, name="rie", **kwargs):
-        emulator = lam.Emulator(env, tmp_path / f"{name}-{len(started)}.log", **kwargs)
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
 
 
 def check(shape, emulator, request, status, code=None, authorization=None):

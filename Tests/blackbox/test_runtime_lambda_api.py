@@ -52,7 +52,7 @@ class FakeRuntimeAPI:
                 self.send_response(200)
                 if request_id:
                     self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
-                self.send_header("Lambda-Runtime-Deadline-Ms", "9999999999999")
+                headers = {"Lambda-Runtime-Deadline-Ms": "9999999999999", **headers}
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
@@ -89,10 +89,16 @@ class FakeRuntimeAPI:
         self.server.socket.close()
 
 
-def run_runtime(api, tmp_path, timeout=60):
-    """The binary with the fake's address as AWS_LAMBDA_RUNTIME_API, until it exits: (exit code, log lines)."""
+def serve(api, events, tmp_path, timeout=60):
+    """Queues `events` ((request id, body, headers) or GONE) and runs the binary with the fake's address as
+    AWS_LAMBDA_RUNTIME_API until it exits: (exit code, log lines). The fake is closed afterwards."""
+    for item in events:
+        api.events.put(item)
     env = base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off", AWS_LAMBDA_RUNTIME_API=api.address)
-    proc = subprocess.run([BINARY], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    try:
+        proc = subprocess.run([BINARY], env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    finally:
+        api.close()
     assert proc.stdout == b"", "a Lambda runtime writes nothing on stdout"
     return proc.returncode, [json.loads(line) for line in proc.stderr.decode().splitlines()]
 
@@ -103,13 +109,7 @@ def status_event(user):
 
 def test_one_kept_connection_and_an_exit_when_the_api_goes_away(tmp_path):
     api = FakeRuntimeAPI()
-    try:
-        for i in range(3):
-            api.events.put((f"id-{i}", status_event(f"u{i}"), {}))
-        api.events.put(GONE)
-        code, logs = run_runtime(api, tmp_path)
-    finally:
-        api.close()
+    code, logs = serve(api, [(f"id-{i}", status_event(f"u{i}"), {}) for i in range(3)] + [GONE], tmp_path)
     print(f"exit {code}, {api.connections} connection(s), posts {[p for p, _, _ in api.posts]}, last log {logs[-1]}")
     assert code == 74
     assert [p for p, _, _ in api.posts] == [f"{ROOT}/invocation/id-{i}/response" for i in range(3)]
@@ -122,13 +122,7 @@ def test_one_kept_connection_and_an_exit_when_the_api_goes_away(tmp_path):
 def test_a_refused_response_ends_the_invocation_on_its_error_path(tmp_path):
     api = FakeRuntimeAPI()
     api.refuse[f"{ROOT}/invocation/id-0/response"] = 413
-    try:
-        api.events.put(("id-0", status_event("u0"), {}))
-        api.events.put(("id-1", status_event("u1"), {}))
-        api.events.put(GONE)
-        code, logs = run_runtime(api, tmp_path)
-    finally:
-        api.close()
+    code, logs = serve(api, [("id-0", status_event("u0"), {}), ("id-1", status_event("u1"), {}), GONE], tmp_path)
     paths = [p for p, _, _ in api.posts]
     print(f"exit {code}, posts {paths}")
     assert paths == [f"{ROOT}/invocation/id-0/response", f"{ROOT}/invocation/id-0/error",
@@ -143,11 +137,7 @@ def test_a_refused_response_ends_the_invocation_on_its_error_path(tmp_path):
 
 def test_an_event_without_a_request_id_stops_the_runtime(tmp_path):
     api = FakeRuntimeAPI()
-    try:
-        api.events.put((None, status_event("u0"), {}))
-        code, logs = run_runtime(api, tmp_path)
-    finally:
-        api.close()
+    code, logs = serve(api, [(None, status_event("u0"), {})], tmp_path)
     print(f"exit {code}, last log {logs[-1]}")
     assert code == 74 and api.posts == []
     assert "Lambda-Runtime-Aws-Request-Id" in logs[-1]["detail"]
@@ -155,25 +145,26 @@ def test_an_event_without_a_request_id_stops_the_runtime(tmp_path):
 
 def test_request_ids_go_into_the_path_percent_encoded(tmp_path):
     api = FakeRuntimeAPI()
-    try:
-        api.events.put(("a b/c?d", status_event("u0"), {}))
-        api.events.put(GONE)
-        run_runtime(api, tmp_path)
-    finally:
-        api.close()
+    serve(api, [("a b/c?d", status_event("u0"), {}), GONE], tmp_path)
     assert [p for p, _, _ in api.posts] == [f"{ROOT}/invocation/a%20b%2Fc%3Fd/response"]
 
 
 @pytest.mark.parametrize("close_after_post", ["header", "silently"])
 def test_a_connection_the_api_closes_is_replaced(close_after_post, tmp_path):
     api = FakeRuntimeAPI(close_after_post)
-    try:
-        for i in range(5):
-            api.events.put((f"id-{i}", status_event(f"u{i}"), {}))
-        api.events.put(GONE)
-        code, logs = run_runtime(api, tmp_path)
-    finally:
-        api.close()
+    code, logs = serve(api, [(f"id-{i}", status_event(f"u{i}"), {}) for i in range(5)] + [GONE], tmp_path)
     print(f"{close_after_post}: {len(api.posts)} responses over {api.connections} connections, exit {code}")
     assert [p for p, _, _ in api.posts] == [f"{ROOT}/invocation/id-{i}/response" for i in range(5)]
     assert api.connections >= 5 and code == 74
+
+
+def test_an_absurd_deadline_header_is_no_deadline(tmp_path):
+    api = FakeRuntimeAPI()
+    deadlines = ["-9223372036854775808", "9223372036854775807", "99999999999999999999", "soon", "0"]
+    code, logs = serve(api, [(f"id-{i}", status_event("u0"), {"Lambda-Runtime-Deadline-Ms": d})
+                             for i, d in enumerate(deadlines)] + [GONE], tmp_path)
+    answers = [json.loads(body) for _, _, body in api.posts]
+    print(f"deadlines {deadlines}: statuses {[a['status'] for a in answers]}, exit {code}")
+    assert len(answers) == len(deadlines) and code == 74
+    # A deadline already past still gets an answer; the others are answered as without a deadline.
+    assert all(a["status"] == 200 for a in answers[:4])

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import lambda_emulator as lam
+from lambda_emulator import emulators  # noqa: F401 (a fixture)
 from conftest import POSTGRES_SCRIPT, VALIDATOR, base_env, db_query, start_postgres
 from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
 
@@ -26,20 +27,6 @@ def private_postgres():
         yield server
     finally:
         stop()
-
-
-@pytest.fixture
-def emulators(tmp_path):
-    started = []
-
-    def start(env, **kwargs):
-        emulator = lam.Emulator(env, tmp_path / f"rie-{len(started)}.log", **kwargs)
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
 
 
 def postgres_env(server, database, tmp_path, port=None, **extra):

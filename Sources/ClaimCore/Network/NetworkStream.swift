@@ -34,7 +34,8 @@ public struct Deadline: Sendable {
     let end: Int64
 
     init(ms: Int) {
-        budgetMs = max(ms, 0)
+        // At most ~31 years, so that the nanoseconds below cannot overflow whatever a caller passes.
+        budgetMs = min(max(ms, 0), 1_000_000_000_000)
         end = Deadline.now() + Int64(budgetMs) * 1_000_000
     }
 

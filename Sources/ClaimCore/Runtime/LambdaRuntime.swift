@@ -121,7 +121,10 @@ struct LambdaRuntimeAPI {
         guard let id = response.header("lambda-runtime-aws-request-id"), !id.isEmpty else {
             throw HTTPFailure(.malformed, "invocation/next answered without Lambda-Runtime-Aws-Request-Id")
         }
-        let deadline = response.header("lambda-runtime-deadline-ms").flatMap { Int64($0) }
+        // Unix epoch milliseconds; anything outside 0...2^50 (the year 37,000) is taken as no deadline.
+        let deadline = response.header("lambda-runtime-deadline-ms").flatMap { Int64($0) }.flatMap {
+            (0...(1 << 50)).contains($0) ? $0 : nil
+        }
         return Invocation(requestID: id, deadlineMs: deadline, event: response.body)
     }
 
