@@ -160,6 +160,19 @@ def test_an_event_that_is_no_http_event_is_our_400(tmp_path, emulators):
     check("raw", emulator, {"httpMethod": "POST", "requestContext": [], "body": "{}"}, 400, "invalid_request")
 
 
+@pytest.mark.parametrize("shape", ["raw", "function-url", "alb"])
+def test_a_failure_inside_an_invocation_is_still_a_response(shape, tmp_path, emulators):
+    """A store that cannot be opened (CLAIM_DB is a folder) fails each invocation, not the runtime: every one is
+    answered 500 store_unavailable in its shape (an HTTP event: statusCode 500), and the store is tried again."""
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    emulator = emulators(dict(PATH=os.environ["PATH"], CLAIM_AUTH="trusted", CLAIM_VERIFY="off", CLAIM_DB=str(folder)))
+    for _ in range(2):
+        check(shape, emulator, {"action": "status", "username": "alice", "user_id": "u1"}, 500, "store_unavailable")
+    assert len(emulator.runtime_pids()) == 1
+    assert [line["outcome"] for line in emulator.our_log_lines()] == ["store_unavailable"] * 2
+
+
 def test_init_failure_is_reported_by_the_emulator(tmp_path, emulators):
     """A refused configuration goes to /runtime/init/error before any event is read; the process exits 78."""
     for env, message in [
