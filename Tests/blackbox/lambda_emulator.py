@@ -71,23 +71,31 @@ class Emulator:
     """One aws-lambda-rie with its own ports, running `command` (default: the binary itself as the bootstrap)."""
 
     def __init__(self, env, log_path, command=None, timeout_s=None, wrap=None):
-        self.invoke_port, api_port = free_ports(2)
         self.log_path = pathlib.Path(log_path)
-        self.log_file = open(self.log_path, "wb")
         env = dict(env)
         if timeout_s is not None:
             env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(timeout_s)
-        argv = [str(emulator_binary()), "--runtime-interface-emulator-address", f"127.0.0.1:{self.invoke_port}",
-                "--runtime-api-address", f"127.0.0.1:{api_port}", *(command or [BINARY])]
-        self.proc = subprocess.Popen((wrap or []) + argv, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        # A port taken between finding it free and the emulator binding it ends the emulator at once: new ports.
+        for _ in range(3):
+            self.invoke_port, api_port = free_ports(2)
+            self.log_file = open(self.log_path, "wb")
+            argv = [str(emulator_binary()), "--runtime-interface-emulator-address", f"127.0.0.1:{self.invoke_port}",
+                    "--runtime-api-address", f"127.0.0.1:{api_port}", *(command or [BINARY])]
+            self.proc = subprocess.Popen((wrap or []) + argv, env=env, stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            if self._listening():
+                return
+            self.log_file.close()
+        raise AssertionError(f"the emulator did not start: {self.log()}")
+
+    def _listening(self):
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"the emulator exited: {self.log()}")
+                return False
             try:
                 socket.create_connection(("127.0.0.1", self.invoke_port), timeout=1).close()
-                return
+                return True
             except OSError:
                 time.sleep(0.02)
         raise AssertionError(f"the emulator is not listening after {TIMEOUT} s: {self.log()}")
