@@ -20,6 +20,19 @@ import Testing
         }
     }
 
+    /// setitimer refuses a tv_usec of 1,000,000 (EINVAL), which left a wait of a whole number of seconds with no
+    /// timer to end it.
+    @Test(arguments: [
+        (UInt64(3_000_000_000), 3, 0), (1, 0, 1), (999, 0, 1), (1_000, 0, 1), (1_001, 0, 2),
+        (2_999_999_001, 3, 0), (2_999_999_000, 2, 999_999), (600_000_000_000, 600, 0),
+    ])
+    func theAlarmIsAValidTimerThatRoundsUp(nanoseconds: UInt64, seconds: Int, micros: Int) {
+        let timer = WriterQueue.alarm(in: nanoseconds)
+        #expect(timer.it_value.tv_sec == seconds && timer.it_value.tv_usec == micros)
+        #expect((0..<1_000_000).contains(timer.it_value.tv_usec))
+        #expect(timer.it_interval.tv_sec == 0 && timer.it_interval.tv_usec > 0)
+    }
+
     @Test func withoutTheFileThereIsNoQueueOnlySQLitesLocking() throws {
         try withTemporaryFolder { folder in
             let queue = WriterQueue(path: folder + "/missing.sqlite")

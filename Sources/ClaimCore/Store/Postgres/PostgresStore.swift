@@ -28,6 +28,9 @@ public final class PostgresStore: ClaimStore {
     var untestedReuse = false
     /// The current attempt sent COMMIT: a lost connection then leaves its outcome unknown, so it is not run again.
     var commitSent = false
+    /// A transaction is being run: a read inside it leaves replacing a lost connection to `transaction`, which runs
+    /// the whole attempt again from BEGIN (the BEGIN and settings queued with the read were lost with it).
+    private var inTransaction = false
 
     /// Connects (TLS and authentication within the URL's connect_timeout) and migrates.
     /// - Throws: `store_unreachable` (no server), `store_unavailable` (login refused, no database, newer schema, TLS
@@ -93,6 +96,8 @@ public final class PostgresStore: ClaimStore {
     private func attemptTransaction<T>(_ context: String, _ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
         connection.deadline = ioDeadline()
         commitSent = false
+        inTransaction = true
+        defer { inTransaction = false }
         // lock_timeout 0 would mean "wait forever"; CLAIM_BUSY_TIMEOUT_MS=0 means "do not wait".
         let lockMs = max(lockTimeoutMs, 1)
         // A statement gets a second more than the lock wait, and never more than 7/8 of an invocation's time left.
@@ -153,14 +158,14 @@ public final class PostgresStore: ClaimStore {
         try batch(context, [(sql, parameters)]).first ?? []
     }
 
-    /// Reads outside a transaction are single statements; they wait for no lock.
+    /// Reads are single statements; outside a transaction they wait for no lock.
     private func read(_ context: String, _ statements: [(sql: String, parameters: [String?])])
         throws(ClaimError) -> [[[String?]]]
     {
         connection.deadline = ioDeadline()
         do throws(ClaimError) {
             return try batch(context, statements)
-        } catch  where mayReplaceLostConnection(after: error) {
+        } catch  where !inTransaction && mayReplaceLostConnection(after: error) {
             try replaceConnection()
             connection.deadline = ioDeadline()
             return try batch(context, statements)

@@ -37,8 +37,12 @@ final class SQLiteConnection {
     private let handle: OpaquePointer
     /// Its descriptor is closed after `deinit` has closed SQLite (stored properties go after the body runs).
     private let queue: WriterQueue
-    /// The busy timeout in force: the configured one, or less when an invocation's deadline is nearer.
-    private(set) var busyTimeoutMs = 0
+    /// CLAIM_BUSY_TIMEOUT_MS.
+    private let configuredBusyTimeoutMs: Int
+    /// When the current invocation must be answered (a Lambda deadline); nil in a process per request.
+    var answerBy: Deadline?
+    /// The busy timeout SQLite's handler was last given; -1 before the first statement.
+    private var armedBusyTimeoutMs = -1
     /// The number of frames in the WAL after the last commit (WAL mode), written by SQLite's WAL hook.
     private let walFrames = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
 
@@ -64,18 +68,29 @@ final class SQLiteConnection {
         }
         handle = db
         queue = WriterQueue(path: path)
+        configuredBusyTimeoutMs = busyTimeoutMs
         walFrames.initialize(to: 0)
         sqlite3_extended_result_codes(db, 1)
-        setBusyTimeout(busyTimeoutMs)
         csqlite_no_checkpoint_on_close(db)
         csqlite_count_wal_frames(db, walFrames)
     }
 
-    /// The longest wait for a lock from now on, the writers' queue included
-    /// (https://sqlite.org/c3ref/busy_timeout.html).
-    func setBusyTimeout(_ ms: Int) {
-        busyTimeoutMs = ms
+    /// The longest a wait that starts now may last: the busy timeout, or less when the invocation's answer is due
+    /// sooner (`Deadline.capping`), so that a wait after a slow LeetCode exchange still ends in time.
+    var busyTimeoutMs: Int { answerBy?.capping(configuredBusyTimeoutMs) ?? configuredBusyTimeoutMs }
+
+    /// Gives SQLite's busy handler what is left of the current budget before a statement
+    /// (https://sqlite.org/c3ref/busy_timeout.html): the writers' turn when this process holds one, so that BEGIN,
+    /// every statement and COMMIT share the turn's one budget; else a fresh busy timeout. Set only when it changed.
+    private func armBusyTimeout() {
+        var ms = busyTimeoutMs
+        if let turnDeadline {
+            let now = Clock.monotonicNs()
+            ms = turnDeadline > now ? Int((turnDeadline - now) / 1_000_000) : 0
+        }
+        guard ms != armedBusyTimeoutMs else { return }
         sqlite3_busy_timeout(handle, Int32(clamping: ms))
+        armedBusyTimeoutMs = ms
     }
 
     deinit {
@@ -95,6 +110,7 @@ final class SQLiteConnection {
     /// Runs `sql` with `bindings` and returns every row as text columns (NULL → nil).
     @discardableResult
     func query(_ sql: String, _ bindings: [String?] = []) throws(SQLiteError) -> [[String?]] {
+        armBusyTimeout()
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(rc, sql) }
@@ -148,11 +164,7 @@ final class SQLiteConnection {
     func writeTransaction<T>(_ body: () throws(ClaimError) -> T) throws(ClaimError) -> T {
         try inWritersTurn { () throws(ClaimError) -> T in
             do throws(SQLiteError) {
-                // What is left of the budget, for a lock held by another program.
-                let now = Clock.monotonicNs()
-                let left = (turnDeadline ?? now) > now ? ((turnDeadline ?? now) - now) / 1_000_000 : 0
-                sqlite3_busy_timeout(handle, Int32(left))
-                defer { sqlite3_busy_timeout(handle, Int32(busyTimeoutMs)) }
+                // What is left of the turn's budget, for a lock held by another program (`armBusyTimeout`).
                 try query("BEGIN IMMEDIATE")
             } catch {
                 throw error.claimError(context: "begin")
@@ -182,8 +194,8 @@ final class SQLiteConnection {
         guard walFrames.pointee >= SQLiteConnection.checkpointFrames else { return }
         walFrames.pointee = 0
         sqlite3_busy_timeout(handle, 0)
+        armedBusyTimeoutMs = 0
         sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
-        sqlite3_busy_timeout(handle, Int32(busyTimeoutMs))
     }
 
     /// Rolls back the transaction in progress, if any.

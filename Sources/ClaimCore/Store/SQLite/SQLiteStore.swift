@@ -10,8 +10,6 @@ public final class SQLiteStore: ClaimStore {
     public static let schemaVersion = 2
 
     let connection: SQLiteConnection
-    /// CLAIM_BUSY_TIMEOUT_MS; an invocation with a deadline may wait less (`prepare(answerBy:)`).
-    let busyTimeoutMs: Int
     private let journal: Config.Journal
     private let sync: Config.Sync
     /// True once the schema version was checked, the journal mode and `synchronous` set and the schema migrated.
@@ -24,13 +22,13 @@ public final class SQLiteStore: ClaimStore {
     /// - Throws: `store_unavailable` (cannot open, read-only, corrupt, newer schema) or `store_busy`.
     public init(config: Config, prepareOnFirstUse: Bool = false) throws(ClaimError) {
         let path = config.databasePath
-        busyTimeoutMs = config.busyTimeoutMs
         try SQLiteStore.createParentFolder(of: path)
         do throws(SQLiteError) {
-            connection = try SQLiteConnection(path: path, busyTimeoutMs: config.waitMs(config.busyTimeoutMs))
+            connection = try SQLiteConnection(path: path, busyTimeoutMs: config.busyTimeoutMs)
         } catch {
             throw error.claimError(context: "open")
         }
+        connection.answerBy = config.answerBy
         journal = config.journal
         sync = config.sync
         // A folder we cannot write is read-only too: SQLite needs it for its journal or WAL files, and answering
@@ -151,12 +149,12 @@ public final class SQLiteStore: ClaimStore {
         }
     }
 
-    /// The handle stays open across invocations; only the busy timeout follows each one's deadline. A transaction
-    /// is never left open (each rolls back on error), and one found open anyway is rolled back: it would hold the
-    /// write lock against every other writer.
+    /// The handle stays open across invocations; each wait is bounded by the invocation's deadline as it starts
+    /// (`SQLiteConnection.busyTimeoutMs`). A transaction is never left open (each rolls back on error), and one
+    /// found open anyway is rolled back: it would hold the write lock against every other writer.
     public func prepare(answerBy: Deadline?) throws(ClaimError) {
         connection.rollback()
-        connection.setBusyTimeout(answerBy?.capping(busyTimeoutMs) ?? busyTimeoutMs)
+        connection.answerBy = answerBy
     }
 
     public func owner(of username: String) throws(ClaimError) -> Claim? {

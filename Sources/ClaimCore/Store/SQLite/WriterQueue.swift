@@ -17,6 +17,11 @@ final class WriterQueue {
 
     /// Opens `path` (which SQLite has just opened or created). Without a descriptor there is no queue, only SQLite's
     /// locking.
+    ///
+    /// Read-only on purpose. On NFS, Linux emulates `flock` with a POSIX lock on the whole file, which would meet
+    /// SQLite's own POSIX locks, and an exclusive one needs a descriptor open for writing
+    /// (https://man7.org/linux/man-pages/man2/flock.2.html): there `flock` fails with EBADF, `enter` lets the process
+    /// through, and only SQLite's locking orders the writers. (SQLite does not belong on NFS anyway: README.)
     init(path: String) {
         fd = open(path, O_RDONLY | O_CLOEXEC)
     }
@@ -40,11 +45,13 @@ final class WriterQueue {
         while true {
             let now = Clock.monotonicNs()
             guard now < deadlineNs else { return false }
-            let left = deadlineNs - now
-            var timer = itimerval()
-            timer.it_value = timeval(
-                tv_sec: Int(left / 1_000_000_000), tv_usec: Int(left % 1_000_000_000 / 1000) + 1)
-            setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil)
+            var timer = WriterQueue.alarm(in: deadlineNs - now)
+            guard setitimer(__itimer_which_t(ITIMER_REAL.rawValue), &timer, nil) == 0 else {
+                // No timer to end a blocking wait: try in short sleeps instead.
+                if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+                usleep(1000)
+                continue
+            }
             let rc = flock(fd, LOCK_EX)
             let failure = errno
             var off = itimerval()
@@ -52,6 +59,17 @@ final class WriterQueue {
             if rc == 0 { return true }
             if failure != EINTR { return true }
         }
+    }
+
+    /// The timer for a wait of `nanoseconds` (> 0): whole microseconds, rounded up, with `tv_usec` below 1,000,000
+    /// (setitimer refuses the timer otherwise), repeating every 10 ms so that a signal that lands before `flock`
+    /// starts waiting (the process was preempted in between) is followed by another, and the deadline checked again.
+    static func alarm(in nanoseconds: UInt64) -> itimerval {
+        let micros = (nanoseconds + 999) / 1000
+        var timer = itimerval()
+        timer.it_value = timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))
+        timer.it_interval = timeval(tv_sec: 0, tv_usec: 10_000)
+        return timer
     }
 
     /// Lets the next writer in.
