@@ -27,6 +27,7 @@ import time
 import uuid
 
 from bench import evict, percentile  # bench/bench.py, beside this script
+from common import publish  # bench/common.py, beside this script
 
 BEGIN = "<!-- bench/lambda output: begin -->"
 END = "<!-- bench/lambda output: end -->"
@@ -319,14 +320,7 @@ def main():
         measured = {backend: measure_backend(args, backend, work, databases) for backend in ("SQLite", "PostgreSQL")}
         cold = cold_init(args, work, databases)
     section = render(args, measured, cold)
-    print(section)
-    text = open(args.output).read()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(args.output, "w") as f:
-        f.write(text)
+    publish(section, args.output, BEGIN, END)
 
 
 if __name__ == "__main__":

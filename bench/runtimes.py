@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from common import publish  # bench/common.py, beside this script
 
 BEGIN = "<!-- bench/runtimes output: begin -->"
 END = "<!-- bench/runtimes output: end -->"
@@ -243,14 +244,7 @@ def main():
             tempfile.TemporaryDirectory(prefix="bench-runtimes-", dir=args.db_dir) as databases:
         rows = measure(args, work, databases)
     section = render(args, rows)
-    print(section)
-    text = open(args.output).read()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(args.output, "w") as f:
-        f.write(text)
+    publish(section, args.output, BEGIN, END)
 
 
 if __name__ == "__main__":

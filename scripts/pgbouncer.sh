@@ -88,10 +88,19 @@ EOF
     # 2000 clients need more descriptors than the usual soft limit of 1024.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     as_owner pgbouncer -d "$dir/pgbouncer.ini" || { cat "$dir/pgbouncer.log" >&2; exit 1; }
+    listening=0
     for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" 2>/dev/null && break
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" 2>/dev/null; then
+            listening=1
+            break
+        fi
         sleep 0.1
     done
+    if [ "$listening" != 1 ]; then
+        echo "pgbouncer.sh: PgBouncer does not listen on port $port after 10 s" >&2
+        cat "$dir/pgbouncer.log" >&2
+        exit 1
+    fi
     pooled="postgres://$user:$password@127.0.0.1:$port/${url##*/}"
     echo "$pooled" >"$dir/url"
     echo "$pooled"
