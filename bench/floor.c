@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #define MAX_BYTES 65536
-#define SCHEMA_VERSION 2 /* SQLiteStore.schemaVersion */
+#define SCHEMA_VERSION 3 /* SQLiteStore.schemaVersion */
 
 static char input[MAX_BYTES + 2];
 static char out[4096];
@@ -91,6 +91,20 @@ static const char *schema[][8] = {
     NULL,
   },
   {"CREATE INDEX challenges_expiry ON challenges (expires_at)", NULL},
+  {
+    "CREATE TABLE leetcode_requests (\n"
+    "    seq INTEGER PRIMARY KEY,\n"
+    "    at TEXT NOT NULL,\n"
+    "    user_id TEXT NOT NULL\n"
+    ")",
+    "CREATE INDEX leetcode_requests_user ON leetcode_requests (user_id, at)",
+    "CREATE TABLE leetcode_breaker (\n"
+    "    id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    state TEXT NOT NULL\n"
+    ")",
+    "INSERT INTO leetcode_breaker (id, state) VALUES (1, '{}')",
+    NULL,
+  },
 };
 
 /* Byte for byte the SQL text of SQLiteStore.claimSQL / eventSQL, so SQLite parses the same statements. */

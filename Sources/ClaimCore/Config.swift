@@ -23,6 +23,8 @@ public struct Config: Sendable {
     /// When this invocation's answer is due, for a runtime that gives each invocation a deadline (AWS Lambda's, less
     /// a margin); nil in function mode, where only the configured timeouts apply.
     var answerBy: Deadline?
+    /// The abuse limits kept in the claim store.
+    public var limits = Limits()
 
     /// Every environment variable the binary reads, with its default (nil = none). function.json must list
     /// exactly these; a test compares the two.
@@ -36,6 +38,10 @@ public struct Config: Sendable {
         ("CLAIM_JOURNAL", "wal"),
         ("CLAIM_CODE_PREFIX", "LCC-"),
         ("CLAIM_CHALLENGE_TTL_S", "900"),
+        ("CLAIM_MAX_LIVE_CHALLENGES", "3"),
+        ("CLAIM_VERIFY_PER_HOUR", "10"),
+        ("CLAIM_LEETCODE_PER_MINUTE", "60"),
+        ("CLAIM_BREAKER_FAILURES", "5"),
         ("LEETCODE_GRAPHQL_URL", "https://leetcode.com/graphql"),
         ("LEETCODE_TIMEOUT_MS", "5000"),
         ("SSL_CERT_FILE", nil),
@@ -132,6 +138,12 @@ public struct Config: Sendable {
         config.challengeTTLSeconds = try integer("CLAIM_CHALLENGE_TTL_S", 1...86_400)
         config.leetcodeURL = value("LEETCODE_GRAPHQL_URL") ?? LeetCodeClient.defaultURL
         config.leetcodeTimeoutMs = try integer("LEETCODE_TIMEOUT_MS", 100...60_000)
+        config.limits = Limits(
+            maxLiveChallenges: try integer("CLAIM_MAX_LIVE_CHALLENGES", 1...100),
+            verifyPerHour: try integer("CLAIM_VERIFY_PER_HOUR", 1...10_000),
+            leetcodePerMinute: try integer("CLAIM_LEETCODE_PER_MINUTE", 1...100_000),
+            breakerFailures: try integer("CLAIM_BREAKER_FAILURES", 1...1000),
+            probeLeaseMs: Int64(config.leetcodeTimeoutMs) + 1000)
         if verify == .leetcode {
             // Checked here, not at the first LeetCode call, so a bad setting fails every request alike.
             do throws(HTTPFailure) {

@@ -119,7 +119,7 @@ public enum Handler {
         case .challenge:
             let challenge = try store.challenge(
                 username: username, userID: caller, prefix: config.codePrefix, ttlSeconds: config.challengeTTLSeconds,
-                nowMs: Clock.nowMs())
+                maxLive: config.limits.maxLiveChallenges, nowMs: Clock.nowMs())
             return .object([
                 ("username", .string(username)),
                 ("code", .string(challenge.code)),
@@ -157,8 +157,8 @@ public enum Handler {
         }
     }
 
-    /// Verify, then claim: nothing but an audit event is written before LeetCode has shown the code, so there
-    /// is no pending state to get stuck; the guarded upsert alone decides a race.
+    /// Verify, then claim: nothing but a request slot (which ages out) and an audit event is written before LeetCode
+    /// has shown the code, so there is no pending state to get stuck; the guarded upsert alone decides a race.
     static func verifyThroughLeetCode(_ request: Request, caller: String, config: Config, store: any ClaimStore)
         throws(ClaimError) -> (Claim, JSON)
     {
@@ -169,6 +169,8 @@ public enum Handler {
             throw ClaimError(
                 .noActiveChallenge, "no live challenge for this profile; request one with the challenge action first")
         }
+        // Only requests that would reach LeetCode take a slot; the answers above cost it nothing.
+        let slot = try store.reserveLeetCodeRequest(userID: caller, limits: config.limits, nowMs: Clock.nowMs())
         let profile: LeetCodeProfile
         do throws(ClaimError) {
             profile = try LeetCodeClient.fetchProfile(
@@ -182,12 +184,23 @@ public enum Handler {
             }
         } catch {
             // An audit row records what LeetCode said about this claim, not an operator's broken setting.
-            if error.code != .misconfigured {
-                try? store.audit(
-                    "verify_failed", username: username, userID: caller, requestID: request.requestID,
-                    detail: error.code.rawValue, nowMs: Clock.nowMs())
+            guard let answer = LeetCodeAnswer(error) else { throw error }
+            let failure = VerifyFailure(
+                username: username, userID: caller, requestID: request.requestID, code: error.code)
+            // When this answer paused LeetCode requests for everyone, the caller waits as long.
+            if let pause = try? store.recordLeetCodeAnswer(
+                answer, slot: slot, limits: config.limits, failure: failure, nowMs: Clock.nowMs())
+            {
+                var paused = error
+                paused.retryAfterSeconds = max(error.retryAfterSeconds ?? 0, pause)
+                throw paused
             }
             throw error
+        }
+        if !slot.breakerWasClean {
+            // LeetCode answered: this closes the breaker (or resets its count) for everyone.
+            _ = try? store.recordLeetCodeAnswer(
+                .answered, slot: slot, limits: config.limits, failure: nil, nowMs: Clock.nowMs())
         }
         let nowMs = Clock.nowMs()
         if ownsIt,

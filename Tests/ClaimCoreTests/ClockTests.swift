@@ -13,7 +13,8 @@ import Testing
             let s = String(v)
             return String(repeating: "0", count: max(0, width - s.count)) + s
         }
-        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-" + pad(Int(parts.tm_mday), 2)
+        return pad(Int(parts.tm_year) + 1900, 4) + "-" + pad(Int(parts.tm_mon) + 1, 2) + "-"
+            + pad(Int(parts.tm_mday), 2)
             + "T" + pad(Int(parts.tm_hour), 2) + ":" + pad(Int(parts.tm_min), 2) + ":" + pad(Int(parts.tm_sec), 2)
             + "." + pad(Int(ms % 1000), 3) + "Z"
     }
@@ -35,5 +36,23 @@ import Testing
             let ms = Int64.random(in: 0...13_000_000_000_000, using: &rng)
             #expect(Clock.rfc3339(ms: ms) == ClockTests.reference(ms: ms), "ms \(ms)")
         }
+    }
+
+    @Test func parsingInvertsFormatting() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let ms = Int64.random(in: 0...253_402_300_799_999, using: &rng)
+            #expect(Clock.ms(rfc3339: Clock.rfc3339(ms: ms)) == ms, "ms \(ms)")
+        }
+        #expect(Clock.ms(rfc3339: "2000-02-29T00:00:00.000Z") == 951_782_400_000)
+    }
+
+    @Test(arguments: [
+        "", "2026-11-29T23:59:01.123", "2026-11-29 23:59:01.123Z", "2026-13-01T00:00:00.000Z",
+        "2026-11-29T24:00:00.000Z", "2026-11-29T23:60:00.000Z", "2026-11-00T00:00:00.000Z", "2026-1x-29T23:59:01.123Z",
+        "+026-11-29T23:59:01.123Z", "2026-11-29T23:59:01.123Z ",
+    ])
+    func parsingRefusesOtherText(text: String) {
+        #expect(Clock.ms(rfc3339: text) == nil)
     }
 }

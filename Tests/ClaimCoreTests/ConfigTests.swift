@@ -73,6 +73,15 @@ private let jwtSecret = String(repeating: "s", count: JWTVerifier.minSecretBytes
         ("CLAIM_BUSY_TIMEOUT_MS", "600001"),
         ("CLAIM_BUSY_TIMEOUT_MS", "1.5"),
         ("CLAIM_BUSY_TIMEOUT_MS", "99999999999999999999999"),
+        ("CLAIM_MAX_LIVE_CHALLENGES", "0"),
+        ("CLAIM_MAX_LIVE_CHALLENGES", "101"),
+        ("CLAIM_VERIFY_PER_HOUR", "0"),
+        ("CLAIM_VERIFY_PER_HOUR", "10001"),
+        ("CLAIM_LEETCODE_PER_MINUTE", "-1"),
+        ("CLAIM_LEETCODE_PER_MINUTE", "100001"),
+        ("CLAIM_BREAKER_FAILURES", "0"),
+        ("CLAIM_BREAKER_FAILURES", "1001"),
+        ("CLAIM_BREAKER_FAILURES", "5s"),
     ])
     func invalidValueIsMisconfiguredNamingTheVariable(name: String, value: String) throws {
         var environment = ["CLAIM_AUTH": "trusted"]
@@ -81,6 +90,32 @@ private let jwtSecret = String(repeating: "s", count: JWTVerifier.minSecretBytes
         #expect(error.code == .misconfigured)
         #expect(error.message.hasPrefix(name + " "))
         #expect(error.code.status == 500)
+    }
+
+    @Test func limitsDefaultsAndBounds() throws {
+        #expect(
+            try load(["CLAIM_AUTH": "trusted"]).limits
+                == Limits(
+                    maxLiveChallenges: 3, verifyPerHour: 10, leetcodePerMinute: 60, breakerFailures: 5,
+                    probeLeaseMs: 6000
+                ))
+        let highest = try load([
+            "CLAIM_AUTH": "trusted", "CLAIM_MAX_LIVE_CHALLENGES": "100", "CLAIM_VERIFY_PER_HOUR": "10000",
+            "CLAIM_LEETCODE_PER_MINUTE": "100000", "CLAIM_BREAKER_FAILURES": "1000", "LEETCODE_TIMEOUT_MS": "100",
+        ]).limits
+        #expect(
+            highest
+                == Limits(
+                    maxLiveChallenges: 100, verifyPerHour: 10000, leetcodePerMinute: 100_000, breakerFailures: 1000,
+                    probeLeaseMs: 1100))
+        let lowest = try load([
+            "CLAIM_AUTH": "trusted", "CLAIM_MAX_LIVE_CHALLENGES": "1", "CLAIM_VERIFY_PER_HOUR": "1",
+            "CLAIM_LEETCODE_PER_MINUTE": "1", "CLAIM_BREAKER_FAILURES": "1",
+        ]).limits
+        #expect(
+            [lowest.maxLiveChallenges, lowest.verifyPerHour, lowest.leetcodePerMinute, lowest.breakerFailures] == [
+                1, 1, 1, 1,
+            ])
     }
 
     @Test(arguments: [[:], ["CLAIM_AUTH": "bogus", "CLAIM_VERIFY": "maybe"]] as [[String: String]])
@@ -126,6 +161,8 @@ private let jwtSecret = String(repeating: "s", count: JWTVerifier.minSecretBytes
         arguments: [
             ("CLAIM_DB", "./data/claims.sqlite"), ("CLAIM_AUTH", nil), ("CLAIM_VERIFY", "leetcode"),
             ("CLAIM_BUSY_TIMEOUT_MS", "3000"), ("CLAIM_SYNC", "full"), ("CLAIM_JOURNAL", "wal"),
+            ("CLAIM_MAX_LIVE_CHALLENGES", "3"), ("CLAIM_VERIFY_PER_HOUR", "10"), ("CLAIM_LEETCODE_PER_MINUTE", "60"),
+            ("CLAIM_BREAKER_FAILURES", "5"),
         ] as [(String, String?)])
     func variablesListTheDocumentedDefaults(name: String, defaultValue: String?) throws {
         let variable = try #require(Config.variables.first { $0.name == name })

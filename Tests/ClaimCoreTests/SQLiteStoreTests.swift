@@ -54,7 +54,7 @@ private let t0: Int64 = 1_795_996_741_123
             #expect(FileManager.default.fileExists(atPath: folder + "/a/b/c", isDirectory: &isFolder))
             #expect(isFolder.boolValue)
             #expect(FileManager.default.fileExists(atPath: path))
-            #expect(try store.connection.query("PRAGMA user_version") == [["2"]])
+            #expect(try store.connection.query("PRAGMA user_version") == [[String(SQLiteStore.schemaVersion)]])
         }
     }
 
@@ -237,8 +237,11 @@ private let t0: Int64 = 1_795_996_741_123
             let error = try #require(throws: ClaimError.self) { _ = try SQLiteStore(config: try Self.config(path)) }
             #expect(error.code == .storeUnavailable)
             #expect(error.message.contains("99"))
-            #expect(error.message.contains("2"))
-            #expect(error.message == "the claim database has schema version 99, newer than this binary's version 2")
+            #expect(error.message.contains(String(SQLiteStore.schemaVersion)))
+            #expect(
+                error.message
+                    == "the claim database has schema version 99, newer than this binary's version \(SQLiteStore.schemaVersion)"
+            )
             // Nothing was created in the newer database.
             let check = try SQLiteConnection(path: path, busyTimeoutMs: 1000)
             #expect(try check.query("SELECT name FROM sqlite_schema") == [])

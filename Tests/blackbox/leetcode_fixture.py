@@ -3,6 +3,7 @@ import json
 import pathlib
 import subprocess
 import threading
+import urllib.request
 
 import pytest
 
@@ -35,6 +36,28 @@ def leetcode(tmp_path_factory):
         cert_dir = certs
 
         lock = threading.Lock()
+
+        @staticmethod
+        def control(path, body=None):
+            """The fake's test controls (server.py's docstring): GET /_stats, POST /_reset and /_script."""
+            data = None if body is None else json.dumps(body).encode()
+            url = f"http://127.0.0.1:{ports['http_port']}{path}"
+            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as response:
+                return json.loads(response.read())
+
+        @staticmethod
+        def stats():
+            """The GraphQL requests the fake received since the last reset: total, by_username, arrivals."""
+            return Fake.control("/_stats")
+
+        @staticmethod
+        def reset():
+            Fake.control("/_reset", {})
+
+        @staticmethod
+        def script(*answers):
+            """The next requests get these answers, e.g. {"as": "rate-limited", "retry_after": 3}, in order."""
+            Fake.control("/_script", {"answers": list(answers)})
 
         @staticmethod
         def set_profile(username, about_me, **extra):

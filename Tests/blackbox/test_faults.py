@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BINARY, base_env, check_output, run
+from conftest import BINARY, base_env, check_output, db_query, run
 from leetcode_fixture import leetcode  # noqa: F401 (a fixture)
 
 USERS = [f"user-{i}" for i in range(40)]
@@ -83,10 +83,11 @@ def chaos(env, requests, seed, workers=32, kill_rate=0.12, term_rate=0.03, windo
 
 
 def check_invariants(env, invocations, capsys, label):
-    db = env["CLAIM_DB"]
-    assert sqlite(db, "PRAGMA integrity_check").strip() == "ok"
+    """On SQLite or PostgreSQL (whichever `env` selects; PostgreSQL's own integrity is the caller's to check)."""
+    if "CLAIM_DB" in env:
+        assert sqlite(env["CLAIM_DB"], "PRAGMA integrity_check").strip() == "ok"
     owners = {}
-    for line in sqlite(db, "SELECT username, claimed_by, claimed_at FROM profiles WHERE claimed_by IS NOT NULL")\
+    for line in db_query(env, "SELECT username, claimed_by, claimed_at FROM profiles WHERE claimed_by IS NOT NULL;")\
             .splitlines():
         username, owner, at = line.split("|")
         owners[username] = (owner, at)
@@ -151,8 +152,10 @@ def test_chaos_verify_off(tmp_path, capsys, journal):
 
 
 def test_chaos_with_leetcode(tmp_path, capsys, leetcode):
+    # Limits at their maximum: this run is about claims through LeetCode; test_limits.py runs chaos through them.
     env = base_env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="leetcode", CLAIM_BUSY_TIMEOUT_MS="10000",
-                   LEETCODE_GRAPHQL_URL=leetcode.https, SSL_CERT_FILE=leetcode.ca, LEETCODE_TIMEOUT_MS="20000")
+                   LEETCODE_GRAPHQL_URL=leetcode.https, SSL_CERT_FILE=leetcode.ca, LEETCODE_TIMEOUT_MS="20000",
+                   CLAIM_MAX_LIVE_CHALLENGES="100", CLAIM_VERIFY_PER_HOUR="10000", CLAIM_LEETCODE_PER_MINUTE="100000")
     for name in NAMES:
         leetcode.set_profile(name, "")
 
@@ -325,7 +328,7 @@ def test_older_schema_is_migrated_in_place(tmp_path):
     result = run({"action": "status", "username": "alice", "user_id": "user-1"}, env)
     assert result.response["result"] == {"username": "alice", "claimed": True, "mine": True,
                                          "claimed_at": "2026-01-02T03:04:05.678Z"}
-    assert sqlite(env["CLAIM_DB"], "PRAGMA user_version") == "2\n"
+    assert sqlite(env["CLAIM_DB"], "PRAGMA user_version") == "3\n"
     assert "challenges_expiry" in sqlite(env["CLAIM_DB"], "SELECT name FROM sqlite_schema WHERE type = 'index'")
     assert sqlite(env["CLAIM_DB"], "SELECT count(*) FROM claim_events") == "1\n"
 
@@ -334,7 +337,7 @@ def test_migrate_command(tmp_path):
     env = base_env(tmp_path)
     proc = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0
-    assert json.loads(proc.stdout) == {"ok": True, "database": env["CLAIM_DB"], "schema_version": 2,
+    assert json.loads(proc.stdout) == {"ok": True, "database": env["CLAIM_DB"], "schema_version": 3,
                                        "journal_mode": "wal"}
     newer = base_env(tmp_path / "newer")
     os.makedirs(os.path.dirname(newer["CLAIM_DB"]))

@@ -153,7 +153,7 @@ def test_challenge_codes_differ_repeat_while_live_expire_and_are_single_use(tmp_
 @BACKENDS
 def test_race_100_verified_users_one_profile(tmp_path, leetcode, backend, capsys):
     env = env_for(tmp_path, leetcode, backend=backend, url_params={"connect_timeout": 60},
-                  CLAIM_BUSY_TIMEOUT_MS="60000", LEETCODE_TIMEOUT_MS="30000")
+                  CLAIM_BUSY_TIMEOUT_MS="60000", LEETCODE_TIMEOUT_MS="30000", CLAIM_LEETCODE_PER_MINUTE="1000")
     users = [f"racer-{i}" for i in range(100)]
     codes = [challenge(env, "contested-lc", u) for u in users]
     leetcode.set_profile("contested-lc", " ".join(codes))

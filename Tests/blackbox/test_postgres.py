@@ -325,10 +325,11 @@ def test_migrate_command(server, tmp_path):
     answer = json.loads(proc.stdout)
     # Nothing from the URL's user information (user name, password) reaches stdout.
     assert answer == {"ok": True, "database": f"postgres://127.0.0.1:{server.port}/{database}?sslmode=prefer",
-                      "schema_version": 2}
-    assert db_query(env, "SELECT version FROM schema_version;") == "2\n"
+                      "schema_version": 3}
+    assert db_query(env, "SELECT version FROM schema_version;") == "3\n"
     tables = db_query(env, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1;").split()
-    assert tables == ["challenges", "claim_events", "profiles", "schema_version"]
+    assert tables == ["challenges", "claim_events", "leetcode_breaker", "leetcode_requests", "profiles",
+                      "schema_version"]
     again = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
     assert again.returncode == 0 and json.loads(again.stdout) == answer
     # claim_events is append-only, as in SQLite.
@@ -340,5 +341,5 @@ def test_migrate_command(server, tmp_path):
     newer = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
     assert newer.returncode == 70
     assert json.loads(newer.stdout)["error"]["message"] == (
-        "the claim database has schema version 7, newer than this binary's version 2")
+        "the claim database has schema version 7, newer than this binary's version 3")
     server.drop_database(database)

@@ -24,6 +24,14 @@ answers (shared/leetcode-api.md). One server serves every scenario:
 Like LeetCode, a request without a Referer header gets 403 "CSRF verification failed. Request aborted.".
 Requests are logged to stderr, one line each.
 
+Test controls (any listener, no Referer needed), for tests that count what reached LeetCode:
+  GET  /_stats    {"total": N, "by_username": {name: N}, "arrivals": [[unix time, name], ...]}: the GraphQL
+                  requests received since the start or the last reset
+  POST /_reset    forgets the counts, the arrivals and any scripted answers
+  POST /_script   {"answers": [{"as": "rate-limited", "retry_after": 3}, {"as": "cf-blocked"}, ...]}: the next
+                  GraphQL requests, whatever their username, are answered as these behaviours, one each, in order
+                  ("retry_after" sets the Retry-After of rate-limited, else 17); then answers go by username again
+
 Profiles file: {"alice": {"realName": "Alice", "aboutMe": "LCC-1234", "userAvatar": "https://...",
                           "ranking": 1234, "easy": 1, "medium": 2, "hard": 3, "all": 6}, ...}
 Every field is optional.
@@ -145,11 +153,29 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def do_GET(self):
+        if self.path == "/_stats":
+            state = self.server.state
+            with state.lock:
+                self.send(200, {"total": sum(state.counts.values()), "by_username": state.counts,
+                                "arrivals": state.arrivals})
+            return
         self.send(405, {"detail": "Method \"GET\" not allowed."})
+
+    def control(self, raw):
+        state = self.server.state
+        with state.lock:
+            if self.path == "/_reset":
+                state.counts, state.arrivals, state.script = {}, [], []
+            else:
+                state.script.extend(json.loads(raw)["answers"])
+        self.send(200, {"ok": True})
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(min(length, 1 << 20))
+        if self.path in ("/_reset", "/_script"):
+            self.control(raw)
+            return
         if self.path.split("?")[0] not in ("/graphql", "/graphql/"):
             self.send(404, "<h1>Not Found</h1>", "text/html")
             return
@@ -166,22 +192,31 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.log_message("graphql username=%r user-agent=%r origin=%r", username, self.headers.get("User-Agent"),
                          self.headers.get("Origin"))
-        self.answer(username)
+        state = self.server.state
+        with state.lock:
+            state.counts[username] = state.counts.get(username, 0) + 1
+            state.arrivals.append([time.time(), username])
+            scripted = state.script.pop(0) if state.script else None
+        if scripted:
+            self.answer(username, scripted["as"], str(scripted.get("retry_after", 17)))
+        else:
+            self.answer(username)
 
-    def answer(self, username):
+    def answer(self, username, behaviour=None, retry_after="17"):
         options = self.server.options
+        behaviour = behaviour or username
         big = matched_user(username, {"aboutMe": "x" * (1024 * 1024 + 100)})
-        if username == "cf-blocked":
+        if behaviour == "cf-blocked":
             self.send(403, CLOUDFLARE_PAGE, "text/html; charset=UTF-8",
                       [("cf-mitigated", "challenge")], server="cloudflare")
-        elif username == "rate-limited":
-            self.send(429, "<html><body>Too Many Requests</body></html>", "text/html", [("Retry-After", "17")])
-        elif username == "server-error":
+        elif behaviour == "rate-limited":
+            self.send(429, "<html><body>Too Many Requests</body></html>", "text/html", [("Retry-After", retry_after)])
+        elif behaviour == "server-error":
             self.send(500, "<html><body>Server Error (500)</body></html>", "text/html")
-        elif username == "slow":
+        elif behaviour == "slow":
             time.sleep(options.slow_seconds)
             self.send(200, NOT_FOUND)
-        elif username == "slow-body":
+        elif behaviour == "slow-body":
             data = json.dumps(matched_user(username, {})).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -191,20 +226,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(options.slow_seconds)
             self.wfile.write(data[len(data) // 2:])
-        elif username == "chunked":
+        elif behaviour == "chunked":
             entry = self.profiles().get("chunked") or {"aboutMe": "sent in chunks"}
             self.send_chunked(json.dumps(matched_user(username, entry)).encode(), 5)
-        elif username == "close-delimited":
+        elif behaviour == "close-delimited":
             self.send_close_delimited(json.dumps(matched_user(username, {"aboutMe": "ended by close"})).encode())
-        elif username == "huge":
+        elif behaviour == "huge":
             self.send(200, big)
-        elif username == "huge-chunked":
+        elif behaviour == "huge-chunked":
             self.send_chunked(json.dumps(big).encode(), 40)
-        elif username == "huge-close":
+        elif behaviour == "huge-close":
             self.send_close_delimited(json.dumps(big).encode())
-        elif username == "malformed":
+        elif behaviour == "malformed":
             self.send(200, '{"data": {"matchedUser": {"username": "malformed", "profile": {"aboutMe": ')
-        elif username == "wrong-shape":
+        elif behaviour == "wrong-shape":
             self.send(200, {"data": {"matchedUser": "wrong-shape"}})
         else:
             profiles = self.profiles()
@@ -223,6 +258,14 @@ class Handler(BaseHTTPRequestHandler):
             return {}
 
 
+class State:
+    """What the test controls see and set, shared by every listener and request thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts, self.arrivals, self.script = {}, [], []
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -230,6 +273,7 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.options = options
         self.context = context
+        self.state = options.state
 
     def get_request(self):
         sock, address = super().get_request()
@@ -262,6 +306,7 @@ def main():
     parser.add_argument("--slow-seconds", type=float, default=10.0)
     parser.add_argument("--watch-stdin", action="store_true", help="exit when standard input closes")
     options = parser.parse_args()
+    options.state = State()
     # A parent may spawn us from a thread that blocks signals (Swift's Foundation.Process does); the mask is
     # inherited, and a blocked SIGTERM would make terminate() a no-op.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])

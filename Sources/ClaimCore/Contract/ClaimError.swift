@@ -15,6 +15,7 @@ public struct ClaimError: Error, CustomStringConvertible {
         case alreadyClaimed = "already_claimed"
         case userHasOtherProfile = "user_has_other_profile"
         case payloadTooLarge = "payload_too_large"
+        case rateLimited = "rate_limited"
         case notImplemented = "not_implemented"
         case leetcodeBadResponse = "leetcode_bad_response"
         case storeBusy = "store_busy"
@@ -34,6 +35,7 @@ public struct ClaimError: Error, CustomStringConvertible {
             case .notClaimed, .leetcodeUserNotFound: return 404
             case .alreadyClaimed, .userHasOtherProfile: return 409
             case .payloadTooLarge: return 413
+            case .rateLimited: return 429
             case .notImplemented: return 501
             case .leetcodeBadResponse: return 502
             case .storeBusy, .leetcodeRateLimited, .leetcodeUnavailable, .storeUnreachable: return 503
@@ -45,7 +47,7 @@ public struct ClaimError: Error, CustomStringConvertible {
     public var code: Code
     /// Safe to show the caller: never a token, a secret, a bound SQL value or a stack trace.
     public var message: String
-    /// Seconds the caller should wait before retrying; set on 503s.
+    /// Seconds the caller should wait before retrying; set on 503s and on `rate_limited` (429).
     public var retryAfterSeconds: Int?
     /// Extra context for the log line only (SQLite's message, the upstream's status, ...).
     public var detail: String?

@@ -73,6 +73,9 @@ public enum LeetCodeClient {
         }
     }
 
+    /// The log detail of a Cloudflare block, which the breaker pauses for longer while it repeats.
+    static let cloudflareDetail = "cloudflare 403 challenge"
+
     static let badResponseMessage = "LeetCode sent a response this service does not understand; try again later."
 
     /// The error for a non-2xx answer: a block or a limit is never reported as a missing user.
@@ -89,7 +92,7 @@ public enum LeetCodeClient {
             let challenge =
                 response.header("cf-mitigated") != nil || response.header("server")?.lowercased() == "cloudflare"
                 || String(decoding: response.body.prefix(4096), as: UTF8.self).hasSubstring("Just a moment")
-            let detail = challenge ? "cloudflare 403 challenge" : "HTTP 403: \(snippet)"
+            let detail = challenge ? cloudflareDetail : "HTTP 403: \(snippet)"
             return ClaimError(
                 .leetcodeUnavailable, "LeetCode refused the request (blocked by its bot protection); try again later.",
                 retryAfterSeconds: retry, detail: detail)

@@ -24,9 +24,11 @@ public protocol ClaimStore: AnyObject {
     /// The current owner of `username`, or nil when it is free.
     func owner(of username: String) throws(ClaimError) -> Claim?
 
-    /// The caller's live challenge for `username`, or a new one valid for `ttlSeconds`.
-    /// - Throws: `already_claimed` / `user_has_other_profile` before creating anything, or a store error.
-    func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
+    /// The caller's live challenge for `username`, or a new one valid for `ttlSeconds` while the caller holds fewer
+    /// than `maxLive` live challenges.
+    /// - Throws: `already_claimed` / `user_has_other_profile` before creating anything, `rate_limited` at `maxLive`,
+    ///   or a store error.
+    func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, maxLive: Int, nowMs: Int64)
         throws(ClaimError) -> Challenge
 
     /// The caller's live challenge code for `username`, or nil (an expired one counts as none).
@@ -39,15 +41,24 @@ public protocol ClaimStore: AnyObject {
     func resync(username: String, userID: String, profile: LeetCodeProfile, requestID: String?, nowMs: Int64)
         throws(ClaimError) -> Claim?
 
-    /// Appends an audit event (a failed verify changes nothing else).
-    func audit(_ event: String, username: String, userID: String, requestID: String?, detail: String?, nowMs: Int64)
-        throws(ClaimError)
-
     /// Readies a store kept from an earlier invocation for the next one (a long-running process: AWS Lambda): its
     /// waits end in time for `answerBy`, nothing of the earlier invocation is left open, and a connection the server
     /// closed meanwhile is replaced.
     /// - Throws: what opening the store throws, when a replacement connection cannot be had.
     func prepare(answerBy: Deadline?) throws(ClaimError)
+
+    /// Takes a slot for one LeetCode request on behalf of `userID`, in a short write transaction before the request:
+    /// a reservation that ages out with its window, never a pending claim.
+    /// - Throws: `rate_limited`, `leetcode_rate_limited` or `leetcode_unavailable` (see `Limits.admit`), or a store
+    ///   error; nothing is written then.
+    func reserveLeetCodeRequest(userID: String, limits: Limits, nowMs: Int64) throws(ClaimError) -> LeetCodeSlot
+
+    /// Applies LeetCode's answer to the shared breaker and appends `failure` as a `verify_failed` event, in one
+    /// transaction; returns the pause in seconds when this answer paused LeetCode requests.
+    @discardableResult
+    func recordLeetCodeAnswer(
+        _ answer: LeetCodeAnswer, slot: LeetCodeSlot, limits: Limits, failure: VerifyFailure?, nowMs: Int64
+    ) throws(ClaimError) -> Int?
 }
 
 extension ClaimError {

@@ -93,5 +93,22 @@ extension PostgresStore {
             """,
         ],
         ["CREATE INDEX challenges_expiry ON challenges (expires_at)"],
+        [
+            """
+            CREATE TABLE leetcode_requests (
+                seq BIGINT PRIMARY KEY,
+                at TEXT COLLATE "C" NOT NULL,
+                user_id TEXT COLLATE "C" NOT NULL
+            )
+            """,
+            "CREATE INDEX leetcode_requests_user ON leetcode_requests (user_id, at)",
+            """
+            CREATE TABLE leetcode_breaker (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                state TEXT NOT NULL
+            )
+            """,
+            "INSERT INTO leetcode_breaker (id, state) VALUES (1, '{}')",
+        ],
     ]
 }

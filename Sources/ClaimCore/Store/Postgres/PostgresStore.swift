@@ -11,7 +11,7 @@ import Glibc
 /// waits for the first to finish, so the guard decides every race the way SQLite's `BEGIN IMMEDIATE` does.
 public final class PostgresStore: ClaimStore {
     /// The schema version this binary writes (the `schema_version` table); the same numbering as SQLite's.
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     /// `pg_advisory_xact_lock` key that serializes migrations across processes: "lc-claim" in ASCII.
     static let migrationLock = "7810136083833907565"
 
@@ -262,7 +262,7 @@ public final class PostgresStore: ClaimStore {
         return Claim(username: username, claimedBy: owner, claimedAt: at, verifiedVia: row[2] ?? "none")
     }
 
-    private func queueEvent(
+    func queueEvent(
         _ event: String, username: String, userID: String, requestID: String?, at: String, detail: String? = nil
     ) {
         connection.queue(PostgresStore.eventSQL, [at, event, username, userID, requestID, detail])
@@ -291,9 +291,9 @@ public final class PostgresStore: ClaimStore {
 }
 
 extension PostgresStore {
-    public func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
-        throws(ClaimError) -> Challenge
-    {
+    public func challenge(
+        username: String, userID: String, prefix: String, ttlSeconds: Int, maxLive: Int, nowMs: Int64
+    ) throws(ClaimError) -> Challenge {
         let now = Clock.rfc3339(ms: nowMs)
         let code = try Challenge.newCode(prefix: prefix)
         let expiresAt = Clock.rfc3339(ms: nowMs + Int64(ttlSeconds) * 1000)
@@ -303,9 +303,12 @@ extension PostgresStore {
             // expired challenge; otherwise it leaves the live one, locked (ON CONFLICT locks the row even when its
             // WHERE says no), and the SELECT after it returns whichever is now current. Expired challenges of
             // others are swept without waiting for rows someone else holds (SKIP LOCKED).
+            // The caller's challenges for other usernames share no row, so a lock per caller serializes counting
+            // them: the upsert, a later statement, counts with a snapshot taken after the lock is held.
             let results = try batch(
                 "challenge",
                 [
+                    (PostgresStore.callerLockSQL, [userID]),
                     (
                         """
                         DELETE FROM challenges WHERE (user_id, username) IN (
@@ -315,21 +318,33 @@ extension PostgresStore {
                     (
                         """
                         INSERT INTO challenges (user_id, username, code, created_at, expires_at)
-                        VALUES ($1, $2, $3, $4, $5)
+                        SELECT $1, $2, $3, $4, $5
+                        WHERE (SELECT count(*) FROM challenges WHERE user_id = $1 AND expires_at > $4) < $6
                         ON CONFLICT (user_id, username) DO UPDATE SET
                             code = excluded.code, created_at = excluded.created_at, expires_at = excluded.expires_at
                         WHERE challenges.expires_at <= excluded.created_at
-                        """, [userID, username, code, now, expiresAt]
+                        """, [userID, username, code, now, expiresAt, String(maxLive)]
                     ),
                     (
-                        "SELECT code, expires_at FROM challenges WHERE user_id = $1 AND username = $2",
-                        [userID, username]
+                        """
+                        SELECT code, expires_at FROM challenges
+                        WHERE user_id = $1 AND username = $2 AND expires_at > $3
+                        """, [userID, username, now]
                     ),
                 ])
-            guard let row = results.last?.first, row.count == 2, let live = row[0], let expires = row[1] else {
+            if let row = results.last?.first, row.count == 2, let live = row[0], let expires = row[1] {
+                return Challenge(username: username, code: live, expiresAt: expires)
+            }
+            // No live challenge for this username, and the count said no: the caller holds maxLive others.
+            let oldestOfMax =
+                try run(
+                    "challenge", PostgresStore.challengeLimitSQL, [userID, now, String(maxLive - 1)]
+                ).first?.first ?? nil
+            guard let oldestOfMax else {
                 throw ClaimError(.internal, "the challenge was not stored", detail: "challenge: no row after upsert")
             }
-            return Challenge(username: username, code: live, expiresAt: expires)
+            // The clock read under the lock: another process may have created a challenge while this one waited.
+            throw Limits.tooManyChallenges(maxLive, oldestExpiry: oldestOfMax, nowMs: max(nowMs, Clock.nowMs()))
         }
     }
 
@@ -373,15 +388,5 @@ extension PostgresStore {
         if let owner, owner != userID { throw ClaimError.alreadyClaimed }
         if other != nil { throw ClaimError.otherProfileHeld }
         return owner == userID
-    }
-
-    public func audit(
-        _ event: String, username: String, userID: String, requestID: String?, detail: String?, nowMs: Int64
-    ) throws(ClaimError) {
-        try transaction("audit") { () throws(ClaimError) in
-            queueEvent(
-                event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),
-                detail: detail)
-        }
     }
 }

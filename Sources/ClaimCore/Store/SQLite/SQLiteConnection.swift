@@ -102,6 +102,9 @@ final class SQLiteConnection {
     /// True when SQLite could open the file only for reading (file or folder permissions).
     var isReadOnly: Bool { sqlite3_db_readonly(handle, "main") == 1 }
 
+    /// The rowid of the row this connection inserted last (https://sqlite.org/c3ref/last_insert_rowid.html).
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
     private func error(_ rc: Int32, _ sql: String) -> SQLiteError {
         SQLiteError(code: sqlite3_extended_errcode(handle), message: String(cString: sqlite3_errmsg(handle)), sql: sql)
             .withCode(rc)

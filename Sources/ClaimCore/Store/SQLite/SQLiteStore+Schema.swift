@@ -156,5 +156,25 @@ extension SQLiteStore {
         ],
         // Version 2: every challenge request deletes expired challenges; without this it scans the table.
         ["CREATE INDEX challenges_expiry ON challenges (expires_at)"],
+        // Version 3: the abuse limits (Limits.swift). One row per LeetCode request slot of the last hour, numbered
+        // in the order they were taken (the rowid), and the breaker's one row, its state one JSON text: every
+        // process reads it, and SQLite prepares a statement in about 7k instructions more per column.
+        [
+            """
+            CREATE TABLE leetcode_requests (
+                seq INTEGER PRIMARY KEY,
+                at TEXT NOT NULL,
+                user_id TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX leetcode_requests_user ON leetcode_requests (user_id, at)",
+            """
+            CREATE TABLE leetcode_breaker (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                state TEXT NOT NULL
+            )
+            """,
+            "INSERT INTO leetcode_breaker (id, state) VALUES (1, '{}')",
+        ],
     ]
 }

@@ -7,11 +7,11 @@ import Glibc
 /// The claim store on an SQLite file: one guarded upsert decides every claim.
 public final class SQLiteStore: ClaimStore {
     /// The schema version this binary writes (`PRAGMA user_version`).
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     let connection: SQLiteConnection
-    private let journal: Config.Journal
-    private let sync: Config.Sync
+    let journal: Config.Journal
+    let sync: Config.Sync
     /// True once the schema version was checked, the journal mode and `synchronous` set and the schema migrated.
     private var isSetUp = false
 
@@ -184,12 +184,13 @@ public final class SQLiteStore: ClaimStore {
 }
 
 extension SQLiteStore {
-    public func challenge(username: String, userID: String, prefix: String, ttlSeconds: Int, nowMs: Int64)
-        throws(ClaimError) -> Challenge
-    {
+    public func challenge(
+        username: String, userID: String, prefix: String, ttlSeconds: Int, maxLive: Int, nowMs: Int64
+    ) throws(ClaimError) -> Challenge {
         let now = Clock.rfc3339(ms: nowMs)
         return try write { () throws(ClaimError) -> Challenge in
             _ = try refuseIfTaken(username: username, userID: userID)
+            let oldestOfMax: String?
             do throws(SQLiteError) {
                 try connection.query("DELETE FROM challenges WHERE expires_at <= ?1", [now])
                 if let live = try connection.query(
@@ -197,8 +198,15 @@ extension SQLiteStore {
                 ).first, let code = live[0], let expiresAt = live[1] {
                     return Challenge(username: username, code: code, expiresAt: expiresAt)
                 }
+                oldestOfMax =
+                    try connection.query(LimitsSQL.challengeLimit, [userID, now, String(maxLive - 1)]).first?.first
+                    ?? nil
             } catch {
                 throw error.claimError(context: "challenge")
+            }
+            if let oldestOfMax {
+                // The clock read under the lock: another process may have created a challenge while this one waited.
+                throw Limits.tooManyChallenges(maxLive, oldestExpiry: oldestOfMax, nowMs: max(nowMs, Clock.nowMs()))
             }
             let code = try Challenge.newCode(prefix: prefix)
             let expiresAt = Clock.rfc3339(ms: nowMs + Int64(ttlSeconds) * 1000)
@@ -285,16 +293,5 @@ extension SQLiteStore {
             throw ClaimError.otherProfileHeld
         }
         return owner == userID
-    }
-
-    public func audit(
-        _ event: String, username: String, userID: String, requestID: String?, detail: String?,
-        nowMs: Int64
-    ) throws(ClaimError) {
-        try write { () throws(ClaimError) in
-            try recordEvent(
-                event, username: username, userID: userID, requestID: requestID, at: Clock.rfc3339(ms: nowMs),
-                detail: detail)
-        }
     }
 }
