@@ -72,7 +72,7 @@ import Testing
             #expect(try store.connection.query("PRAGMA user_version") == [["0"]])
             #expect(try store.connection.query("PRAGMA journal_mode") == [["delete"]])
             _ = try store.claim(username: "alice", userID: "u1", verifiedVia: "none", requestID: nil, nowMs: 0)
-            #expect(try store.connection.query("PRAGMA user_version") == [["2"]])
+            #expect(try store.connection.query("PRAGMA user_version") == [[String(SQLiteStore.schemaVersion)]])
             #expect(try store.connection.query("PRAGMA journal_mode") == [["wal"]])
         }
     }
