@@ -172,10 +172,11 @@ public enum Handler {
         // Only requests that would reach LeetCode take a slot; the answers above cost it nothing.
         let slot = try store.reserveLeetCodeRequest(userID: caller, limits: config.limits, nowMs: Clock.nowMs())
         let profile: LeetCodeProfile
+        let timeoutMs = config.waitMs(config.leetcodeTimeoutMs)
         do throws(ClaimError) {
             profile = try LeetCodeClient.fetchProfile(
-                username: username, url: config.leetcodeURL, timeoutMs: config.waitMs(config.leetcodeTimeoutMs),
-                version: version, environment: config.http)
+                username: username, url: config.leetcodeURL, timeoutMs: timeoutMs, version: version,
+                environment: config.http)
             if let code, !profile.aboutMe.hasSubstring(code) {
                 throw ClaimError(
                     .codeNotFound,
@@ -184,7 +185,9 @@ public enum Handler {
             }
         } catch {
             // An audit row records what LeetCode said about this claim, not an operator's broken setting.
-            guard let answer = LeetCodeAnswer(error) else { throw error }
+            guard let answer = LeetCodeAnswer(error, cutShortByDeadline: timeoutMs < config.leetcodeTimeoutMs) else {
+                throw error
+            }
             let failure = VerifyFailure(
                 username: username, userID: caller, requestID: request.requestID, code: error.code)
             // When this answer paused LeetCode requests for everyone, the caller waits as long.

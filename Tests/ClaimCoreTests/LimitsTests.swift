@@ -120,6 +120,24 @@ private func replay(_ answers: [LeetCodeAnswer], failuresToOpen: Int = 5) -> (Le
         let (_, pause) = LeetCodeBreaker().after(
             .blocked(retryAfterSeconds: 120), slot: ordinary, failuresToOpen: 5, nowMs: now)
         #expect(pause == 120)
+        let (_, capped) = LeetCodeBreaker().after(
+            .blocked(retryAfterSeconds: 3600), slot: ordinary, failuresToOpen: 5, nowMs: now)
+        #expect(capped == 900, "at most 15 min")
+    }
+
+    @Test func aRequestCutShortByTheDeadlineCountsForNothingAndFreesTheProbe() {
+        let counting = replay([.failed, .cutShort, .failed], failuresToOpen: 2)
+        #expect(counting.1 == [nil, nil, 30], "not an answer either: the row goes on")
+        let (once, none) = replay(Array(repeating: .cutShort, count: 10), failuresToOpen: 1)
+        #expect(once.isClean && none.allSatisfy { $0 == nil })
+        let halfOpen = paused(until: now - 1, .leetcodeUnavailable, probeUntil: now + 5000)
+        let (next, pause) = halfOpen.after(.cutShort, slot: probe, failuresToOpen: 5, nowMs: now)
+        #expect(pause == nil && next.probeUntil == nil && next.pausedUntil == halfOpen.pausedUntil)
+        let timeout = LeetCodeClient.claimError(for: HTTPFailure(.timeout, "after 750 ms"))
+        #expect(LeetCodeAnswer(timeout, cutShortByDeadline: true) == .cutShort)
+        #expect(LeetCodeAnswer(timeout) == .failed, "the configured timeout ran out: LeetCode is slow")
+        let refused = LeetCodeClient.claimError(for: HTTPFailure(.connect, "refused"))
+        #expect(LeetCodeAnswer(refused, cutShortByDeadline: true) == .failed)
     }
 
     @Test func failuresPauseOnlyWhenEnoughComeInARowWithinAMinute() {

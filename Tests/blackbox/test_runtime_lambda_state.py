@@ -347,7 +347,8 @@ def test_a_slow_leetcode_then_a_held_lock_still_answers_in_time(store, private_p
                                                                 emulators):  # noqa: F811
     """The waits of one invocation share its time: after LeetCode took its share, the write of the verify_failed
     audit event meets a lock held by another client and may wait only for part of what is left, not for a share of
-    the whole invocation again (the busy timeout is 60 s, the function's timeout 3 s)."""
+    the whole invocation again (the busy timeout is 60 s, the function's timeout 3 s). The lock is taken once the
+    request reached LeetCode, i.e. after the verify took its LeetCode request slot, a write of its own."""
     if store == "postgres":
         env = postgres_env(private_postgres, private_postgres.create_database(), tmp_path,
                            CLAIM_BUSY_TIMEOUT_MS="60000")
@@ -357,6 +358,23 @@ def test_a_slow_leetcode_then_a_held_lock_still_answers_in_time(store, private_p
     emulator = emulators(env, timeout_s=3)
     ask(emulator, "raw", {"action": "challenge", "username": "slow", "user_id": "u1"}, 200)
     pid = emulator.runtime_pid()
+    start = leetcode.stats()["total"]
+    answered = {}
+
+    def verify():
+        try:
+            answered["response"] = ask(emulator, "function-url",
+                                       {"action": "verify", "username": "slow", "user_id": "u1"}, 503,
+                                       "leetcode_unavailable")
+        except BaseException as error:  # re-raised below, in the test's thread
+            answered["error"] = error
+
+    invocation = threading.Thread(target=verify)
+    invocation.start()
+    deadline = time.monotonic() + 30
+    while leetcode.stats()["total"] == start and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert leetcode.stats()["total"] == start + 1, "the verify's request reached LeetCode"
     if store == "postgres":
         # The audit event is an insert into claim_events: an EXCLUSIVE table lock makes it wait, reads go on.
         hold = subprocess.Popen(["psql", "-X", "-q", "-At", env["CLAIM_DATABASE_URL"]], stdin=subprocess.PIPE,
@@ -367,8 +385,10 @@ def test_a_slow_leetcode_then_a_held_lock_still_answers_in_time(store, private_p
     else:
         held = Hold(env)
     try:
-        ask(emulator, "function-url", {"action": "verify", "username": "slow", "user_id": "u1"}, 503,
-            "leetcode_unavailable")
+        invocation.join(timeout=lam.TIMEOUT)
+        assert not invocation.is_alive(), "no answer"
+        if "error" in answered:
+            raise answered["error"]
     finally:
         if store == "postgres":
             hold.stdin.write("ROLLBACK;\n")

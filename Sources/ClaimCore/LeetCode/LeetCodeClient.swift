@@ -73,6 +73,12 @@ public enum LeetCodeClient {
         }
     }
 
+    /// Whether `error` is the timeout of the whole exchange (`claimError(for:)` keeps the failure's kind first in
+    /// its detail).
+    static func isTimeout(_ error: ClaimError) -> Bool {
+        error.code == .leetcodeUnavailable && error.detail?.hasPrefix("\(HTTPFailure.Kind.timeout.rawValue):") == true
+    }
+
     /// The log detail of a Cloudflare block, which the breaker pauses for longer while it repeats.
     static let cloudflareDetail = "cloudflare 403 challenge"
 

@@ -107,9 +107,12 @@ struct LeetCodeBreaker: Equatable {
             case .rateLimited(let retryAfter): (seconds, cause) = (retryAfter, .leetcodeRateLimited)
             case .blocked(let retryAfter):
                 (seconds, cause) = (
-                    max(retryAfter, blockPauseSeconds, LeetCodeBreaker.firstBlockPause), .leetcodeUnavailable
+                    min(
+                        max(retryAfter, blockPauseSeconds, LeetCodeBreaker.firstBlockPause),
+                        LeetCodeBreaker.longestBlockPause),
+                    .leetcodeUnavailable
                 )
-            case .answered, .failed: return (self, nil)
+            case .answered, .failed, .cutShort: return (self, nil)
             }
             let end = nowMs + Int64(seconds) * 1000
             guard end > until else { return (self, Limits.seconds(until: until, nowMs: nowMs)) }
@@ -121,6 +124,11 @@ struct LeetCodeBreaker: Equatable {
         switch answer {
         case .answered:
             return (LeetCodeBreaker(), nil)
+        case .cutShort:
+            // Nothing learnt about LeetCode; a probe that was cut short lets the next request probe at once.
+            var next = self
+            if slot.probe { next.probeUntil = nil }
+            return (next, nil)
         case .rateLimited(let retryAfter):
             return (paused(retryAfter, cause: .leetcodeRateLimited, nowMs: nowMs), retryAfter)
         case .blocked(let retryAfter):
@@ -128,7 +136,8 @@ struct LeetCodeBreaker: Equatable {
             next.blockPauseSeconds =
                 blockPauseSeconds == 0
                 ? LeetCodeBreaker.firstBlockPause : min(blockPauseSeconds * 2, LeetCodeBreaker.longestBlockPause)
-            let seconds = max(next.blockPauseSeconds, retryAfter)
+            // A longer Retry-After wins, up to the longest pause.
+            let seconds = min(max(next.blockPauseSeconds, retryAfter), LeetCodeBreaker.longestBlockPause)
             return (next.paused(seconds, cause: .leetcodeUnavailable, nowMs: nowMs), seconds)
         case .failed:
             var next = self
@@ -165,9 +174,17 @@ public enum LeetCodeAnswer: Sendable, Equatable {
     case blocked(retryAfterSeconds: Int)
     /// A timeout, no connection, a 5xx or another unexpected status.
     case failed
+    /// A timeout that came before LEETCODE_TIMEOUT_MS because this invocation's own deadline (AWS Lambda's) cut the
+    /// request short: it says nothing about LeetCode, so it never counts towards a pause.
+    case cutShort
 
     /// The answer behind a failed verify; nil when no request reached LeetCode because a setting is wrong.
-    init?(_ error: ClaimError) {
+    /// `cutShortByDeadline`: the request was given less time than LEETCODE_TIMEOUT_MS.
+    init?(_ error: ClaimError, cutShortByDeadline: Bool = false) {
+        if cutShortByDeadline && LeetCodeClient.isTimeout(error) {
+            self = .cutShort
+            return
+        }
         switch error.code {
         case .leetcodeRateLimited:
             self = .rateLimited(retryAfterSeconds: error.retryAfterSeconds ?? LeetCodeClient.rateLimitedRetryAfter)

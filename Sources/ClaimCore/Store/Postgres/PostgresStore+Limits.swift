@@ -25,7 +25,7 @@ extension PostgresStore {
     /// breaker.
     static let slotCheckSQL = """
         SELECT (SELECT max(seq) FROM leetcode_requests),
-            (SELECT at FROM leetcode_requests WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3),
+            (\(LimitsSQL.postgres(LimitsSQL.callerWindow))),
             (SELECT at FROM leetcode_requests WHERE seq = (SELECT max(seq) FROM leetcode_requests) - $4),
             b.state
         FROM (SELECT 1) AS one LEFT JOIN leetcode_breaker AS b ON b.id = 1

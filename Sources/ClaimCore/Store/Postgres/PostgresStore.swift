@@ -304,11 +304,14 @@ extension PostgresStore {
             // WHERE says no), and the SELECT after it returns whichever is now current. Expired challenges of
             // others are swept without waiting for rows someone else holds (SKIP LOCKED).
             // The caller's challenges for other usernames share no row, so a lock per caller serializes counting
-            // them: the upsert, a later statement, counts with a snapshot taken after the lock is held.
+            // them: the upsert, a later statement, counts with a snapshot taken after the lock is held. The live
+            // challenge for this username is locked first: at the limit the upsert proposes no row and so locks
+            // none, and a verify consuming the challenge in between would leave neither it nor a full count.
             let results = try batch(
                 "challenge",
                 [
                     (PostgresStore.callerLockSQL, [userID]),
+                    ("SELECT 1 FROM challenges WHERE user_id = $1 AND username = $2 FOR UPDATE", [userID, username]),
                     (
                         """
                         DELETE FROM challenges WHERE (user_id, username) IN (

@@ -20,7 +20,15 @@ extension SQLiteStore {
             } catch {
                 taken = .failure(error)
             }
-            if skipFsync { try setSynchronous("FULL") }
+            if skipFsync {
+                do throws(ClaimError) {
+                    try setSynchronous("FULL")
+                } catch {
+                    // Never leave a kept connection (AWS Lambda) committing claims without the fsync: the next use
+                    // sets `synchronous` again. The slot itself is taken, so the request may go.
+                    isSetUp = false
+                }
+            }
             return try taken.get()
         }
     }
@@ -35,13 +43,16 @@ extension SQLiteStore {
             let seq: Int64
             do throws(SQLiteError) {
                 breaker = try connection.query(LimitsSQL.breaker).first?.first ?? nil
-                let callerWindow = limits.callerWindowParameters(userID: userID, nowMs: nowMs)
                 let callersSlots =
-                    try connection.query(LimitsSQL.callerCount, Array(callerWindow.prefix(2))).first?.first
-                    .flatMap { $0 }.flatMap { Int($0) } ?? 0
+                    try connection.query(
+                        LimitsSQL.callerCount, limits.callerCountParameters(userID: userID, nowMs: nowMs)
+                    ).first?.first.flatMap { $0 }.flatMap { Int($0) } ?? 0
                 callersNth =
                     callersSlots < limits.verifyPerHour
-                    ? nil : try connection.query(LimitsSQL.callerWindow, callerWindow).first?.first ?? nil
+                    ? nil
+                    : try connection.query(
+                        LimitsSQL.callerWindow, limits.callerWindowParameters(userID: userID, nowMs: nowMs)
+                    ).first?.first ?? nil
                 try connection.query(LimitsSQL.takeSlot, [Clock.rfc3339(ms: nowMs), userID])
                 seq = connection.lastInsertRowID
                 everyonesNth =

@@ -13,7 +13,8 @@ public final class SQLiteStore: ClaimStore {
     let journal: Config.Journal
     let sync: Config.Sync
     /// True once the schema version was checked, the journal mode and `synchronous` set and the schema migrated.
-    private var isSetUp = false
+    /// A slot's reservation clears it when it cannot put `synchronous` back, so that the next use sets it again.
+    var isSetUp = false
 
     /// Opens the database, creating its folder and file when missing; with `prepareOnFirstUse` false (the
     /// default) it also checks the schema version, sets the journal mode and migrates, else the first use does.
