@@ -23,6 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 direct=$(scripts/postgres.sh start "$pgdir")
+# The baseline's own database (pgbouncer.py): this tree migrates `claim` past the schema version it accepts.
+psql -X -q "$direct?sslmode=disable" -c "CREATE DATABASE claim_1" >/dev/null
 connections=(--connection "PostgreSQL directly, sslmode=disable::$direct?sslmode=disable"
     --connection "PostgreSQL directly, TLS (sslmode=require)::$direct?sslmode=require")
 for auth in scram-secret scram-password md5 plain trust; do
