@@ -244,7 +244,9 @@ public enum Handler {
 extension Handler {
     /// The one place that picks the store: PostgreSQL when CLAIM_DATABASE_URL is set, else the SQLite file.
     static func openStore(_ config: Config, prepareOnFirstUse: Bool = true) throws(ClaimError) -> any ClaimStore {
-        if config.databaseURL != nil { return try PostgresStore(config: config) }
+        if config.databaseURL != nil {
+            return try PostgresStore(config: config, checkSchemaOnFirstUse: prepareOnFirstUse)
+        }
         return try SQLiteStore(config: config, prepareOnFirstUse: prepareOnFirstUse)
     }
 

@@ -496,6 +496,25 @@ def test_version_2_database_is_migrated_to_3_in_place(backend, tmp_path):
     assert run(ask("status", "alice", "user-1"), env).response["result"]["mine"] is True
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_version_2_database_is_migrated_by_the_first_request(backend, tmp_path):
+    """Without `migrate`: the first request finds version 2 (on PostgreSQL in the round trip that also carries its
+    own statements, which it then runs again), migrates and answers as on version 3."""
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+    assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    assert run(ask("challenge", "bob", "user-2"), env).status == 200
+    if backend.name == "sqlite":
+        db_query(env, "DROP TABLE leetcode_requests; DROP TABLE leetcode_breaker; PRAGMA user_version = 2;")
+    else:
+        db_query(env, "DROP TABLE leetcode_requests; DROP TABLE leetcode_breaker; UPDATE schema_version SET version = 2;")
+    again = run(ask("challenge", "bob", "user-2"), env)
+    assert again.status == 200, again.response
+    version = "PRAGMA user_version;" if backend.name == "sqlite" else "SELECT version FROM schema_version;"
+    assert db_query(env, version) == "3\n"
+    assert db_query(env, "SELECT count(*) FROM challenges;") == "1\n", "the live challenge was returned, once"
+    assert db_query(env, "SELECT id, state FROM leetcode_breaker;") == "1|{}\n"
+
+
 def test_schema_requires_status_429_and_retry_after_with_rate_limited():
     """check_output (conftest) validates every response above against the schema, which holds rate_limited to
     status 429 and a retry_after_s of at least 1: a line without one is refused."""

@@ -1,6 +1,19 @@
 /// Creating, versioning and migrating the PostgreSQL schema.
 extension PostgresStore {
+    /// Checks the schema version, one round trip, and creates or upgrades the schema when it is older.
+    /// - Throws: `store_unavailable` for a newer schema, or what the statements throw.
     func migrate() throws(ClaimError) {
+        // Its own statements need no version check.
+        schemaChecked = true
+        do throws(ClaimError) {
+            try migrateNow()
+        } catch {
+            schemaChecked = false
+            throw error
+        }
+    }
+
+    private func migrateNow() throws(ClaimError) {
         let version = try currentVersion()
         if version == PostgresStore.schemaVersion { return }
         if !(0...PostgresStore.schemaVersion).contains(version) {
@@ -27,12 +40,18 @@ extension PostgresStore {
         }
     }
 
+    /// The schema version's query; no row's value (NULL) or no table reads as 0.
+    static let versionSQL = "SELECT max(version) FROM schema_version"
+
+    static func version(from rows: [[String?]]) -> Int {
+        Int(rows.first?.first.flatMap { $0 } ?? "0") ?? 0
+    }
+
     /// The schema version, 0 for a database without our tables. One statement outside any transaction.
     func currentVersion() throws(ClaimError) -> Int {
         connection.deadline = ioDeadline()
         do throws(PostgresError) {
-            let rows = try connection.query("SELECT max(version) FROM schema_version")
-            return Int(rows.first?.first.flatMap { $0 } ?? "0") ?? 0
+            return PostgresStore.version(from: try connection.query(PostgresStore.versionSQL))
         } catch  where error.sqlState == PostgresError.undefinedTable {
             return 0
         } catch {
@@ -111,4 +130,14 @@ extension PostgresStore {
             "INSERT INTO leetcode_breaker (id, state) VALUES (1, '{}')",
         ],
     ]
+}
+
+/// The first round trip could not confirm the schema version (PostgresStore.schemaChecked): the attempt is run again
+/// after `migrate`. Never reaches a caller of the store.
+struct SchemaNotChecked: Error {
+    static func error(context: String) -> ClaimError {
+        ClaimError(
+            .internal, "the schema version was not checked", detail: "\(context): schema version unknown",
+            underlying: SchemaNotChecked())
+    }
 }

@@ -31,11 +31,16 @@ public final class PostgresStore: ClaimStore {
     /// A transaction is being run: a read inside it leaves replacing a lost connection to `transaction`, which runs
     /// the whole attempt again from BEGIN (the BEGIN and settings queued with the read were lost with it).
     private var inTransaction = false
+    /// The schema version was found to be this binary's. Until then the first round trip carries the version check
+    /// with its own statements, which saves a round trip per process; a different version (or a server error, which
+    /// a missing table gives) makes that attempt run again after `migrate` (`SchemaNotChecked`).
+    var schemaChecked = false
 
-    /// Connects (TLS and authentication within the URL's connect_timeout) and migrates.
+    /// Connects (TLS and authentication within the URL's connect_timeout) and migrates; with `checkSchemaOnFirstUse`
+    /// the schema version is checked with the first statements instead, and migrated then if it must be.
     /// - Throws: `store_unreachable` (no server), `store_unavailable` (login refused, no database, newer schema, TLS
     ///   rejected), `store_busy` (too many connections for longer than CLAIM_BUSY_TIMEOUT_MS).
-    public init(config: Config) throws(ClaimError) {
+    public init(config: Config, checkSchemaOnFirstUse: Bool = false) throws(ClaimError) {
         guard let url = config.databaseURL else {
             throw ClaimError(.internal, "no PostgreSQL URL", detail: "PostgresStore without CLAIM_DATABASE_URL")
         }
@@ -46,7 +51,7 @@ public final class PostgresStore: ClaimStore {
         cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
         answerBy = config.answerBy
         connection = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: busyTimeoutMs, answerBy: answerBy)
-        try migrate()
+        if !checkSchemaOnFirstUse { try migrate() }
     }
 
     /// Connects; "too many clients" (53300) is retried until CLAIM_BUSY_TIMEOUT_MS, like a lock wait.
@@ -88,6 +93,8 @@ public final class PostgresStore: ClaimStore {
                 usleep(1000 + arc4random_uniform(min(attempt, 10) * 2000))
             } catch  where mayReplaceLostConnection(after: error) {
                 try replaceConnection()
+            } catch  where error.underlying is SchemaNotChecked {
+                try migrate()
             }
         }
     }
@@ -134,17 +141,26 @@ public final class PostgresStore: ClaimStore {
         (error.underlying as? PostgresError)?.isTransient ?? false
     }
 
-    /// Runs `statements` (after anything queued) in one round trip and returns each one's rows.
+    /// Runs `statements` (after anything queued) in one round trip and returns each one's rows; until the schema
+    /// version is known to be this binary's, the version check runs first in the same round trip.
     /// - Parameter oneProfilePerUser: thrown instead when the one-profile-per-user index refuses the write.
+    /// - Throws: `SchemaNotChecked` (as the underlying error) when the check found another version or the round trip
+    ///   met a server error before the version was known: the caller migrates and runs the attempt again.
     private func batch(
         _ context: String, _ statements: [(sql: String, parameters: [String?])],
         oneProfilePerUser: ClaimError? = nil
     ) throws(ClaimError) -> [[[String?]]] {
+        let checking = !schemaChecked
+        let results: [[[String?]]]
         do throws(PostgresError) {
-            let results = try connection.batch(statements)
+            results = try connection.batch(checking ? [(PostgresStore.versionSQL, [])] + statements : statements)
             untestedReuse = false
-            return results
         } catch {
+            // A missing table, or anything else the server refused while the version was unknown: `migrate` finds
+            // out, one round trip more, only then. A lost connection is left to the callers' usual handling.
+            if checking, error.kind == .server, !error.endsSession {
+                throw SchemaNotChecked.error(context: context)
+            }
             if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
                 error.constraint == "profiles_one_per_user"
             {
@@ -152,6 +168,12 @@ public final class PostgresStore: ClaimStore {
             }
             throw error.claimError(context: context)
         }
+        guard checking else { return results }
+        guard PostgresStore.version(from: results.first ?? []) == PostgresStore.schemaVersion else {
+            throw SchemaNotChecked.error(context: context)
+        }
+        schemaChecked = true
+        return Array(results.dropFirst())
     }
 
     func run(_ context: String, _ sql: String, _ parameters: [String?] = []) throws(ClaimError) -> [[String?]] {
@@ -162,13 +184,19 @@ public final class PostgresStore: ClaimStore {
     private func read(_ context: String, _ statements: [(sql: String, parameters: [String?])])
         throws(ClaimError) -> [[[String?]]]
     {
-        connection.deadline = ioDeadline()
-        do throws(ClaimError) {
-            return try batch(context, statements)
-        } catch  where !inTransaction && mayReplaceLostConnection(after: error) {
-            try replaceConnection()
+        var replaced = false
+        var migrated = false
+        while true {
             connection.deadline = ioDeadline()
-            return try batch(context, statements)
+            do throws(ClaimError) {
+                return try batch(context, statements)
+            } catch  where !inTransaction && !replaced && mayReplaceLostConnection(after: error) {
+                replaced = true
+                try replaceConnection()
+            } catch  where !inTransaction && !migrated && error.underlying is SchemaNotChecked {
+                migrated = true
+                try migrate()
+            }
         }
     }
 
