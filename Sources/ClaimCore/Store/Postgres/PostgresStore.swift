@@ -156,9 +156,12 @@ public final class PostgresStore: ClaimStore {
             results = try connection.batch(checking ? [(PostgresStore.versionSQL, [])] + statements : statements)
             untestedReuse = false
         } catch {
-            // A missing table, or anything else the server refused while the version was unknown: `migrate` finds
-            // out, one round trip more, only then. A lost connection is left to the callers' usual handling.
-            if checking, error.kind == .server, !error.endsSession {
+            // What an older or newer schema gives (a missing table or column: class 42; a new NOT NULL column):
+            // `migrate` finds out, one round trip more, only then. Anything else (a lock or statement timeout, a
+            // unique violation, a lost connection) is answered as usual: running it again would wait twice.
+            if checking, error.kind == .server, !error.endsSession, let state = error.sqlState,
+                state.hasPrefix("42") || state == PostgresError.notNullViolation
+            {
                 throw SchemaNotChecked.error(context: context)
             }
             if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
