@@ -515,6 +515,19 @@ def test_version_2_database_is_migrated_by_the_first_request(backend, tmp_path):
     assert db_query(env, "SELECT id, state FROM leetcode_breaker;") == "1|{}\n"
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_newer_schema_whose_tables_moved_is_refused_by_name(backend, tmp_path):
+    """The first round trip carries the version check with the request's statements; when a newer schema makes
+    those fail (here: a table renamed), the answer is still the newer schema, not the statement's error."""
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+    assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    db_query(env, "ALTER TABLE profiles RENAME TO profiles_v4; UPDATE schema_version SET version = 4;")
+    for action in ("status", "verify", "release", "challenge"):
+        refused = run(ask(action, "alice", "user-1"), env)
+        assert (refused.status, refused.code) == (500, "store_unavailable"), refused.response
+        assert "schema version 4" in refused.response["error"]["message"], refused.response
+
+
 def test_schema_requires_status_429_and_retry_after_with_rate_limited():
     """check_output (conftest) validates every response above against the schema, which holds rate_limited to
     status 429 and a retry_after_s of at least 1: a line without one is refused."""

@@ -77,7 +77,6 @@ struct PostgresError: Error, Equatable, CustomStringConvertible {
     }
 
     // SQLSTATEs we branch on (https://www.postgresql.org/docs/15/errcodes-appendix.html).
-    static let notNullViolation = "23502"
     static let uniqueViolation = "23505"
     static let serializationFailure = "40001"
     static let deadlockDetected = "40P01"

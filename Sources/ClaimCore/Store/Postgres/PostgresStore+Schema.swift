@@ -40,6 +40,20 @@ extension PostgresStore {
         }
     }
 
+    /// After a first round trip that could not confirm the schema version, rolled back since: when the server had
+    /// answered with an error and the version (one round trip, outside any transaction: no lock to wait for) is this
+    /// binary's after all, that error is the answer; otherwise the schema is migrated (or a newer one refused) and
+    /// the caller runs the attempt again.
+    func settleSchema(after error: ClaimError) throws(ClaimError) {
+        if let answer = (error.underlying as? SchemaNotChecked)?.answer,
+            try currentVersion() == PostgresStore.schemaVersion
+        {
+            schemaChecked = true
+            throw answer
+        }
+        try migrate()
+    }
+
     /// The schema version's query; no row's value (NULL) or no table reads as 0.
     static let versionSQL = "SELECT max(version) FROM schema_version"
 
@@ -132,12 +146,16 @@ extension PostgresStore {
     ]
 }
 
-/// The first round trip could not confirm the schema version (PostgresStore.schemaChecked): the attempt is run again
-/// after `migrate`. Never reaches a caller of the store.
+/// The first round trip could not confirm the schema version (PostgresStore.schemaChecked); `settleSchema` decides
+/// what follows. Never reaches a caller of the store.
 struct SchemaNotChecked: Error {
-    static func error(context: String) -> ClaimError {
+    /// What the server answered instead of the version, as the store answers it; nil when the version came and
+    /// was another one.
+    var answer: ClaimError?
+
+    static func error(context: String, answer: ClaimError?) -> ClaimError {
         ClaimError(
             .internal, "the schema version was not checked", detail: "\(context): schema version unknown",
-            underlying: SchemaNotChecked())
+            underlying: SchemaNotChecked(answer: answer))
     }
 }

@@ -32,8 +32,8 @@ public final class PostgresStore: ClaimStore {
     /// the whole attempt again from BEGIN (the BEGIN and settings queued with the read were lost with it).
     private var inTransaction = false
     /// The schema version was found to be this binary's. Until then the first round trip carries the version check
-    /// with its own statements, which saves a round trip per process; a different version (or a server error, which
-    /// a missing table gives) makes that attempt run again after `migrate` (`SchemaNotChecked`).
+    /// with its own statements, which saves a round trip per process; another version, or a server error instead of
+    /// the version, is settled by `settleSchema` (`SchemaNotChecked`).
     var schemaChecked = false
 
     /// Connects (TLS and authentication within the URL's connect_timeout) and migrates; with `checkSchemaOnFirstUse`
@@ -94,7 +94,7 @@ public final class PostgresStore: ClaimStore {
             } catch  where mayReplaceLostConnection(after: error) {
                 try replaceConnection()
             } catch  where error.underlying is SchemaNotChecked {
-                try migrate()
+                try settleSchema(after: error)
             }
         }
     }
@@ -144,8 +144,8 @@ public final class PostgresStore: ClaimStore {
     /// Runs `statements` (after anything queued) in one round trip and returns each one's rows; until the schema
     /// version is known to be this binary's, the version check runs first in the same round trip.
     /// - Parameter oneProfilePerUser: thrown instead when the one-profile-per-user index refuses the write.
-    /// - Throws: `SchemaNotChecked` (as the underlying error) when the check found another version or the round trip
-    ///   met a server error before the version was known: the caller migrates and runs the attempt again.
+    /// - Throws: `SchemaNotChecked` (as the underlying error) when the check found another version or the server
+    ///   answered with an error before the version was known: the caller rolls back and calls `settleSchema`.
     private func batch(
         _ context: String, _ statements: [(sql: String, parameters: [String?])],
         oneProfilePerUser: ClaimError? = nil
@@ -156,24 +156,25 @@ public final class PostgresStore: ClaimStore {
             results = try connection.batch(checking ? [(PostgresStore.versionSQL, [])] + statements : statements)
             untestedReuse = false
         } catch {
-            // What an older or newer schema gives (a missing table or column: class 42; a new NOT NULL column):
-            // `migrate` finds out, one round trip more, only then. Anything else (a lock or statement timeout, a
-            // unique violation, a lost connection) is answered as usual: running it again would wait twice.
-            if checking, error.kind == .server, !error.endsSession, let state = error.sqlState,
-                state.hasPrefix("42") || state == PostgresError.notNullViolation
-            {
-                throw SchemaNotChecked.error(context: context)
-            }
+            if error.kind == .server { untestedReuse = false }
+            let answer: ClaimError
             if let oneProfilePerUser, error.sqlState == PostgresError.uniqueViolation,
                 error.constraint == "profiles_one_per_user"
             {
-                throw oneProfilePerUser
+                answer = oneProfilePerUser
+            } else {
+                answer = error.claimError(context: context)
             }
-            throw error.claimError(context: context)
+            // The server's error may be the schema's doing (an older or newer one): which, `settleSchema` finds out.
+            // A lost connection and a transient failure keep their usual handling, which runs the attempt again.
+            if checking, error.kind == .server, !error.endsSession, !error.isTransient {
+                throw SchemaNotChecked.error(context: context, answer: answer)
+            }
+            throw answer
         }
         guard checking else { return results }
         guard PostgresStore.version(from: results.first ?? []) == PostgresStore.schemaVersion else {
-            throw SchemaNotChecked.error(context: context)
+            throw SchemaNotChecked.error(context: context, answer: nil)
         }
         schemaChecked = true
         return Array(results.dropFirst())
@@ -198,7 +199,7 @@ public final class PostgresStore: ClaimStore {
                 try replaceConnection()
             } catch  where !inTransaction && !migrated && error.underlying is SchemaNotChecked {
                 migrated = true
-                try migrate()
+                try settleSchema(after: error)
             }
         }
     }
