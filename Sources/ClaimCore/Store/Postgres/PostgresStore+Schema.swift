@@ -42,13 +42,15 @@ extension PostgresStore {
 
     /// After a first round trip that could not confirm the schema version, rolled back since: when the server had
     /// answered with an error and the version (one round trip, outside any transaction: no lock to wait for) is this
-    /// binary's after all, that error is the answer; otherwise the schema is migrated (or a newer one refused) and
-    /// the caller runs the attempt again.
+    /// binary's after all, that error is the answer, unless it was a missing table or column (class 42), which may
+    /// be a migration another process finished meanwhile: then the caller runs the attempt again, as it does after
+    /// migrating (or refusing a newer schema) in every other case.
     func settleSchema(after error: ClaimError) throws(ClaimError) {
         if let answer = (error.underlying as? SchemaNotChecked)?.answer,
             try currentVersion() == PostgresStore.schemaVersion
         {
             schemaChecked = true
+            if (answer.underlying as? PostgresError)?.sqlState?.hasPrefix("42") == true { return }
             throw answer
         }
         try migrate()
