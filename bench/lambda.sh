@@ -11,20 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
-need gcc gcc
 need curl curl
-[[ -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]] ||
-    { apt-get update -qq && apt-get install -y -qq libsqlite3-dev >/dev/null; }
 [[ -d ../shared/runtimes ]] || { echo "error: ../shared/runtimes (the emulator's source) not found" >&2; exit 1; }
 ../shared/runtimes/build.sh .build/runtimes
 scripts/build.sh
-mkdir -p .build-bench
-gcc -O2 -static -o .build-bench/floor bench/floor.c -lsqlite3 -lm 2> >(grep -v -e dlopen -e unixDlOpen >&2)
-strip .build-bench/floor
+floor=$(bench/build.sh --floor)
 pgdir=$(mktemp -u /tmp/claim-pg-XXXXXXXX)
 trap 'scripts/postgres.sh stop "$pgdir"' EXIT
 scripts/postgres.sh start "$pgdir" >/dev/null
 # shellcheck disable=SC2086
-python3 bench/lambda.py --ours "$PWD/.build/leetcode-claim" --floor "$PWD/.build-bench/floor" \
+python3 bench/lambda.py --ours "$PWD/.build/leetcode-claim" --floor "$floor" \
     --emulator "$PWD/.build/runtimes/aws-lambda-rie" --postgres-dir "$pgdir" \
     --command "bench/lambda.sh${BENCH_ARGS:+ (BENCH_ARGS=\"$BENCH_ARGS\")}" ${BENCH_ARGS:-}

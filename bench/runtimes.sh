@@ -10,17 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need() { command -v "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
-need gcc gcc
 need wrk wrk
 need curl curl
-[[ -f /usr/lib/x86_64-linux-gnu/libsqlite3.a ]] ||
-    { apt-get update -qq && apt-get install -y -qq libsqlite3-dev >/dev/null; }
 [[ -d ../shared/runtimes ]] || { echo "error: ../shared/runtimes (the watchdogs' source) not found" >&2; exit 1; }
 ../shared/runtimes/build.sh .build/runtimes
 scripts/build.sh
-mkdir -p .build-bench
-gcc -O2 -static -o .build-bench/floor bench/floor.c -lsqlite3 -lm 2> >(grep -v -e dlopen -e unixDlOpen >&2)
-strip .build-bench/floor
+floor=$(bench/build.sh --floor)
 # shellcheck disable=SC2086
-python3 bench/runtimes.py --ours "$PWD/.build/leetcode-claim" --floor "$PWD/.build-bench/floor" --runtimes "$PWD/.build/runtimes" \
+python3 bench/runtimes.py --ours "$PWD/.build/leetcode-claim" --floor "$floor" --runtimes "$PWD/.build/runtimes" \
     --command "bench/runtimes.sh${BENCH_ARGS:+ (BENCH_ARGS=\"$BENCH_ARGS\")}" ${BENCH_ARGS:-}
