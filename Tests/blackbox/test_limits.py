@@ -528,6 +528,29 @@ def test_a_newer_schema_whose_tables_moved_is_refused_by_name(backend, tmp_path)
         assert "schema version 4" in refused.response["error"]["message"], refused.response
 
 
+@pytest.mark.parametrize("backend", ["postgres", "pgbouncer"], indirect=True)
+def test_a_newer_schema_with_the_same_tables_is_refused_and_nothing_is_written(backend, tmp_path):
+    """The version check rides with a process's first statements: on a newer schema whose tables still take those
+    statements, nothing they did may be committed (not a claim, not its event, not a challenge) before the answer
+    names the newer schema. (A COMMIT sent in the same round trip as an unchecked version would fail this.)"""
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+    assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    assert run(ask("verify", "bob", "user-2"), env).status == 200
+    assert run(ask("challenge", "carol", "user-3"), env).status == 200
+    tables = "SELECT (SELECT count(*) FROM profiles), (SELECT count(*) FROM claim_events), " \
+        "(SELECT count(*) FROM challenges), (SELECT count(*) FROM leetcode_requests);"
+    before = db_query(env, tables)
+    db_query(env, "UPDATE schema_version SET version = 4;")
+    for action, user in (("verify", "user-1"), ("verify", "user-2"), ("release", "user-2"), ("challenge", "user-1"),
+                         ("status", "user-1")):
+        refused = run(ask(action, "alice" if user == "user-1" else "bob", user), env)
+        assert (refused.status, refused.code) == (500, "store_unavailable"), (action, refused.response)
+        assert "schema version 4" in refused.response["error"]["message"], refused.response
+    assert db_query(env, tables) == before
+    assert db_query(env, "SELECT username, claimed_by FROM profiles;") == "bob|user-2\n"
+    assert db_query(env, "SELECT version FROM schema_version;") == "4\n"
+
+
 def test_schema_requires_status_429_and_retry_after_with_rate_limited():
     """check_output (conftest) validates every response above against the schema, which holds rate_limited to
     status 429 and a retry_after_s of at least 1: a line without one is refused."""

@@ -74,6 +74,58 @@ def detail(result):
     return result.logs[-1].get("detail", "")
 
 
+# --- Audit events through a pooled connection ---
+
+@pytest.mark.parametrize("backend", ["postgres", "pgbouncer"], indirect=True)
+def test_claim_events_are_named_exactly_through_a_pooled_connection(backend, tmp_path):
+    """Through PgBouncer consecutive requests share a server connection: whatever one transaction set must not
+    outlive it and rename the next claim ('claim' for a new or free profile, 'reverify' for the owner's), and a
+    refused claim writes no event."""
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+    steps = [("verify", "alice", "user-1", 200), ("verify", "alice", "user-1", 200),
+             ("release", "alice", "user-1", 200), ("verify", "zed", "user-1", 200), ("verify", "alice", "user-2", 200),
+             ("verify", "alice", "user-1", 409), ("verify", "alice", "user-3", 409), ("verify", "alice", "user-2", 200)]
+    for i, (action, username, user, status) in enumerate(steps):
+        result = run({"action": action, "username": username, "user_id": user, "request_id": f"r{i}"}, env)
+        assert result.status == status, (i, result.response)
+    events = db_query(env, "SELECT request_id, event, username, user_id FROM claim_events ORDER BY id;").splitlines()
+    assert events == ["r0|claim|alice|user-1", "r1|reverify|alice|user-1", "r2|release|alice|user-1",
+                      "r3|claim|zed|user-1", "r4|claim|alice|user-2", "r7|reverify|alice|user-2"]
+
+
+@pytest.mark.parametrize("backend", ["postgres", "pgbouncer"], indirect=True)
+def test_an_owners_claim_racing_its_own_first_claim_is_a_reverify(backend, tmp_path):
+    """Two claims by one caller on a profile nobody has claimed yet: the second finds no row to lock, waits on the
+    first one's insert in its upsert and then re-claims the caller's own row: 'reverify', as SQLite (which runs the
+    two one after the other) names it. The first claim is held open in psql while the binary waits on it."""
+    env = backend.env(tmp_path, CLAIM_AUTH="trusted", CLAIM_VERIFY="off")
+    assert subprocess.run([BINARY, "migrate"], env=env, capture_output=True).returncode == 0
+    holder = subprocess.Popen(["psql", "-X", "-q", "-At", env["CLAIM_DATABASE_URL"]], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("BEGIN;\nINSERT INTO profiles (username, claimed_by, claimed_at, verified_via) VALUES "
+                           "('alice', 'user-1', '2026-01-01T00:00:00.000Z', 'none') RETURNING 'inserted';\n"
+                           "INSERT INTO claim_events (at, event, username, user_id, request_id) VALUES "
+                           "('2026-01-01T00:00:00.000Z', 'claim', 'alice', 'user-1', 'first');\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "inserted"
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(run, {**VERIFY, "request_id": "second"}, env)
+            time.sleep(1)
+            assert not second.done(), "the second claim waits on the first one's row"
+            holder.stdin.write("COMMIT;\n")
+            holder.stdin.flush()
+            result = second.result(timeout=30)
+        assert result.status == 200, result.response
+        assert result.response["result"]["claimed_at"] == "2026-01-01T00:00:00.000Z"
+    finally:
+        holder.stdin.write("\\q\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    events = db_query(env, "SELECT request_id, event FROM claim_events ORDER BY id;").splitlines()
+    assert events == ["first|claim", "second|reverify"]
+
+
 # --- The server goes away in the middle of a run ---
 
 @pytest.mark.parametrize("through", ["direct", "pgbouncer"])

@@ -229,8 +229,8 @@ public final class PostgresStore: ClaimStore {
     ) throws(ClaimError) -> Claim {
         let now = Clock.rfc3339(ms: nowMs)
         return try transaction("claim") { () throws(ClaimError) -> Claim in
-            // FOR UPDATE only names the audit event reliably (the row cannot change before the upsert); the guard
-            // decides the claim.
+            // FOR UPDATE only names the audit event (the row cannot change before the upsert); the guard decides the
+            // claim.
             let results = try batch(
                 "claim",
                 [
@@ -241,13 +241,15 @@ public final class PostgresStore: ClaimStore {
             guard let row = results.last?.first, row.count == 3, let owner = row[0], let claimedAt = row[1] else {
                 throw ClaimError.alreadyClaimed
             }
+            // No row to lock means none was committed yet, but the caller's own concurrent claim may insert it first:
+            // the upsert then waits for it and keeps its claimed_at, which only the owner's re-claim does.
+            let reclaimed = previousOwner == userID || claimedAt != now
             if let profile {
                 queueSnapshot(profile, username: username, userID: userID, at: now)
                 connection.queue("DELETE FROM challenges WHERE user_id = $1 AND username = $2", [userID, username])
             }
             queueEvent(
-                previousOwner == userID ? "reverify" : "claim", username: username, userID: userID,
-                requestID: requestID, at: now)
+                reclaimed ? "reverify" : "claim", username: username, userID: userID, requestID: requestID, at: now)
             return Claim(username: username, claimedBy: owner, claimedAt: claimedAt, verifiedVia: row[2] ?? verifiedVia)
         }
     }
