@@ -272,12 +272,69 @@ extension Handler {
             }
             return (JSONWriter.serialize(result) + "\n", 0)
         } catch {
-            let line = JSONWriter.serialize(
-                .object([
-                    ("ok", .bool(false)), ("status", .number(String(error.code.status))),
-                    ("error", .object([("code", .string(error.code.rawValue)), ("message", .string(error.message))])),
-                ]))
-            return (line + "\n", ExitCode.forResponse(status: error.code.status, code: error.code))
+            return commandFailure(error)
         }
+    }
+
+    /// `leetcode-claim scram-keys`: logs in with CLAIM_DATABASE_URL's password (SCRAM-SHA-256, its server proving
+    /// it knows the password too) and prints the role's ClientKey and ServerKey as the URL parameters
+    /// `scram_client_key` and `scram_server_key`, which log in without the password and without PBKDF2.
+    public static func scramKeys(environment: (String) -> String?) -> (line: String, exitCode: Int32) {
+        do throws(ClaimError) {
+            let config = try Config.load(environment, storageOnly: true)
+            guard var url = config.databaseURL, url.password != nil else {
+                throw ClaimError(
+                    .misconfigured,
+                    "scram-keys derives the keys from the password in CLAIM_DATABASE_URL, which has none")
+            }
+            url.scramKeys = nil
+            let cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
+            let connection = try PostgresStore.connect(
+                url, cas: cas, busyTimeoutMs: config.busyTimeoutMs, answerBy: nil)
+            guard let keys = connection.scramKeys else {
+                throw ClaimError(
+                    .misconfigured,
+                    "the server logged us in without SCRAM-SHA-256, so there are no SCRAM keys: scram-keys needs a "
+                        + "role whose password is stored as SCRAM (password_encryption = scram-sha-256)")
+            }
+            // Printed only once they have logged in: a pooler that holds the password itself (not the role's SCRAM
+            // secret) picks a new salt at every login, and keys from one login fail the next.
+            url.scramKeys = keys
+            do throws(ClaimError) {
+                _ = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: config.busyTimeoutMs, answerBy: nil)
+            } catch {
+                throw ClaimError(
+                    .misconfigured,
+                    "the keys from this login did not log in again (\(error.detail ?? error.message)): a pooler whose "
+                        + "auth_file "
+                        + "holds the password picks a new salt at every login; derive the keys against PostgreSQL "
+                        + "itself, or a pooler whose auth_file holds the role's SCRAM secret",
+                    detail: error.detail)
+            }
+            let client = Base64.encode(keys.client)
+            let server = Base64.encode(keys.server)
+            let parameters =
+                "scram_client_key=\(PostgresURL.encode(client))&scram_server_key=\(PostgresURL.encode(server))"
+            let result = JSON.object([
+                ("ok", .bool(true)),
+                ("database", .string(url.redacted)),
+                ("scram_client_key", .string(client)),
+                ("scram_server_key", .string(server)),
+                ("url_parameters", .string(parameters)),
+            ])
+            return (JSONWriter.serialize(result) + "\n", 0)
+        } catch {
+            return commandFailure(error)
+        }
+    }
+
+    /// A command's failure line, as `migrate` and `scram-keys` print it.
+    private static func commandFailure(_ error: ClaimError) -> (line: String, exitCode: Int32) {
+        let line = JSONWriter.serialize(
+            .object([
+                ("ok", .bool(false)), ("status", .number(String(error.code.status))),
+                ("error", .object([("code", .string(error.code.rawValue)), ("message", .string(error.message))])),
+            ]))
+        return (line + "\n", ExitCode.forResponse(status: error.code.status, code: error.code))
     }
 }

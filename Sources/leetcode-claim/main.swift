@@ -60,6 +60,9 @@ case .serve:
 case .migrate:
     let result = Handler.migrate(environment: environment)
     exit(write(result.line, to: 1) ? result.exitCode : exitStdoutLost)
+case .scramKeys:
+    let result = Handler.scramKeys(environment: environment)
+    exit(write(result.line, to: 1) ? result.exitCode : exitStdoutLost)
 case .help:
     exit(write(Command.usage, to: 1) ? 0 : exitStdoutLost)
 case .version:

@@ -213,6 +213,44 @@ import Testing
         }
     }
 
+    /// With the role's keys and no password: SCRAM runs on the keys (the same proof as the password's, and the
+    /// server must still prove itself); cleartext and MD5 have no password to send.
+    @Test func scramKeysWithoutAPassword() throws {
+        // PostgreSQL's empty SCRAM user name does not enter the keys: the RFC's, from "pencil" and its salt.
+        let keys = SCRAMSHA256.Keys(
+            client: try #require(Base64.decode("pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos=")),
+            server: try #require(Base64.decode("wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")))
+        func machine() -> AuthenticationStateMachine {
+            AuthenticationStateMachine(
+                user: "user", password: nil, scramKeys: keys, allowed: .all, nonce: { AuthenticationStateMachineTests.nonce })
+        }
+        var m = machine()
+        guard case .send = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256"]))) else {
+            Issue.record("SCRAM with keys must start")
+            return
+        }
+        let final = m.received(.authentication(.saslContinue(Array(AuthenticationStateMachineTests.serverFirst.utf8))))
+        #expect(final == .send(FrontendMessage.saslResponse(Array(AuthenticationStateMachineTests.clientFinal.utf8))))
+        #expect(m.verifiedSCRAMKeys == nil, "not before the server proved it knows them")
+        let bad = "v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        var wrong = m
+        guard case .fail(let error) = wrong.received(.authentication(.saslFinal(Array(bad.utf8)))) else {
+            Issue.record("a wrong signature must fail with keys too")
+            return
+        }
+        #expect(error.kind == .serverNotTrusted)
+        #expect(m.received(.authentication(.saslFinal(Array(AuthenticationStateMachineTests.serverFinal.utf8)))) == .wait)
+        #expect(m.verifiedSCRAMKeys == keys)
+        for request in [BackendMessage.Authentication.cleartextPassword, .md5Password(salt: [1, 2, 3, 4])] {
+            var other = machine()
+            guard case .fail(let error) = other.received(.authentication(request)) else {
+                Issue.record("\(request.kind) without a password must fail")
+                continue
+            }
+            #expect(error.kind == .authentication)
+        }
+    }
+
     @Test func saslWithoutSCRAMSHA256IsAnAuthenticationFailure() {
         var m = AuthenticationStateMachineTests.machine()
         guard case .fail(let error) = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256-PLUS"]))) else {

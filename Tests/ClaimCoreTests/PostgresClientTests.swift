@@ -113,6 +113,41 @@ import Testing
         }
     }
 
+    /// RFC 7677's example role ("pencil", its salt, 4096 iterations): ClientKey and ServerKey computed
+    /// independently with Python's hashlib.pbkdf2_hmac and hmac.
+    static let clientKey = "pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos="
+    static let serverKey = "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+
+    @Test func scramKeysAreParsedPercentEncodedOrNot() throws {
+        let encoded = "pg%2FJI9Z%2BhkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos%3D"
+        for client in [PostgresURLTests.clientKey, encoded] {
+            let url = try PostgresURL(
+                "postgres://claim@h/d?scram_client_key=\(client)&scram_server_key=\(PostgresURLTests.serverKey)")
+            #expect(url.password == nil)
+            #expect(url.scramKeys?.client == Base64.decode(PostgresURLTests.clientKey[...]))
+            #expect(url.scramKeys?.server == Base64.decode(PostgresURLTests.serverKey[...]))
+            #expect(url.redacted == "postgres://h:5432/d?sslmode=prefer", "the keys are as secret as the password")
+        }
+        #expect(try PostgresURL("postgres://claim:pw@h/d").scramKeys == nil)
+    }
+
+    @Test(arguments: [
+        ("scram_client_key=\(PostgresURLTests.clientKey)", "go together"),
+        ("scram_server_key=\(PostgresURLTests.serverKey)", "go together"),
+        ("scram_client_key=c2VjcmV0S2V5WA==&scram_server_key=\(PostgresURLTests.serverKey)", "32-byte key"),
+        ("scram_client_key=\(PostgresURLTests.clientKey)&scram_server_key=secretKeyX!", "32-byte key"),
+        ("scram_client_key=&scram_server_key=\(PostgresURLTests.serverKey)", "32-byte key"),
+    ])
+    func badSCRAMKeysAreRefusedWithoutQuotingThem(query: String, reason: String) throws {
+        let error = try #require(throws: PostgresURL.Invalid.self) {
+            _ = try PostgresURL("postgres://claim@h/d?\(query)")
+        }
+        #expect(error.reason.contains(reason), "\(error.reason)")
+        for secret in ["pg/JI9Z", "wfPLwcE6", "c2VjcmV0", "secretKey"] {
+            #expect(!error.reason.contains(secret), "\(error.reason)")
+        }
+    }
+
     @Test func refusalNeverEchoesThePassword() throws {
         for url in [
             "postgres://u:hunter2secret@h:99999/d", "postgres://u:hunter2secret@h/d?x=hunter2secret",
@@ -171,6 +206,33 @@ import Testing
                 == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                 + "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
         try scram.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    }
+
+    /// The keys derived beforehand give the same exchange as the password, without PBKDF2.
+    @Test func rfc7677ExampleWithTheKeysInsteadOfThePassword() throws {
+        let keys = SCRAMSHA256.Keys(
+            client: try #require(Base64.decode(PostgresURLTests.clientKey[...])),
+            server: try #require(Base64.decode(PostgresURLTests.serverKey[...])))
+        #expect(
+            SCRAMSHA256.keys(
+                password: Array("pencil".utf8), salt: try #require(Base64.decode("W22ZaJ0SNY7soEsUEjb6gQ==")),
+                iterations: 4096) == keys)
+        var scram = SCRAMSHA256(user: "user", keys: keys, clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        let final = try scram.clientFinalMessage(serverFirst: SCRAMTests.serverFirst)
+        #expect(
+            final
+                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                + "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        try scram.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        #expect(scram.keys == keys)
+        // Keys of another salt (the password changed since): a proof the server refuses, a signature we refuse.
+        var other = SCRAMSHA256(
+            user: "user", keys: SCRAMSHA256.Keys(client: keys.server, server: keys.client),
+            clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        #expect(try other.clientFinalMessage(serverFirst: SCRAMTests.serverFirst) != final)
+        #expect(throws: SCRAMSHA256.Failure.self) {
+            try other.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        }
     }
 
     @Test func postgresSendsAnEmptyUserName() {

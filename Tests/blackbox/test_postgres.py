@@ -4,12 +4,16 @@ The module starts a private server with scripts/postgres.sh (the shared one must
 under other tests): it is halted mid-run like a crash (reached directly, and through PgBouncer), given a certificate
 for the wrong host, ssl turned off, and pg_hba.conf lines for MD5, cleartext, trust and TLS-only roles.
 """
+import base64
+import hashlib
+import hmac
 import json
 import socket
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 
@@ -23,6 +27,7 @@ ROLES = {
     "plainuser": ("password", "plain-secret", "scram-sha-256"),
     "trustuser": ("trust", None, "scram-sha-256"),
     "special": ("scram-sha-256", "p@ss:w/rd?#%& é", "scram-sha-256"),
+    "keyuser": ("scram-sha-256", "key-secret-1", "scram-sha-256"),
 }
 
 
@@ -301,6 +306,120 @@ def test_authentication_methods(server, tmp_path, role):
 def test_wrong_md5_password_is_refused(server, tmp_path):
     result = run(VERIFY, env_for(url(server, user="md5user", password="wrong", database="md5user"), tmp_path))
     assert (result.status, result.code) == (500, "store_unavailable")
+
+
+# --- SCRAM keys instead of the password ---
+
+def derived_keys(srv, role="claim"):
+    """The role's ClientKey and ServerKey (base64) from its password and pg_authid's SCRAM secret, computed here
+    with hashlib and hmac, independently of the binary."""
+    secret = srv.admin_sql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}';").strip()
+    iterations, salt = secret.split("$")[1].split(":")
+    stored, server_key = secret.split("$")[2].split(":")
+    password = srv.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1] if role == "claim" else ROLES[role][1]
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client = hmac.new(salted, b"Client Key", "sha256").digest()
+    assert hashlib.sha256(client).digest() == base64.b64decode(stored)
+    return base64.b64encode(client).decode(), server_key
+
+
+def with_keys(text, client, server_key):
+    """`text` (a URL with a query) without its password, with the keys as URL parameters."""
+    scheme, rest = text.split("//", 1)
+    user_info, host = rest.split("@", 1)
+    return (f"{scheme}//{user_info.split(':', 1)[0]}@{host}&scram_client_key={quote(client, safe='')}"
+            f"&scram_server_key={quote(server_key, safe='')}")
+
+
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+def test_scram_keys_log_in_without_the_password(server, tmp_path, through):
+    """`scram-keys` logs in with the password and prints the role's keys (the ones hashlib derives from pg_authid);
+    a URL with those keys and no password then serves requests, directly and through a pooler whose auth_file
+    holds the SCRAM secret. Keys that are not the role's are refused by the server (a wrong ClientKey) or by us (a
+    wrong ServerKey: the server cannot prove itself), and no key and no password reaches any output but the
+    command's own answer."""
+    pooler, stop_pooler = start_pgbouncer(server) if through == "pgbouncer" else (None, lambda: None)
+    database = server.create_database()
+    try:
+        endpoint = (pooler or server).url_for(database, sslmode="disable")
+        command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint}, capture_output=True,
+                                 timeout=60)
+        assert command.returncode == 0, command.stdout
+        answer = json.loads(command.stdout)
+        client, server_key = derived_keys(server)
+        assert (answer["scram_client_key"], answer["scram_server_key"]) == (client, server_key)
+        assert answer["url_parameters"] == (f"scram_client_key={quote(client, safe='')}"
+                                            f"&scram_server_key={quote(server_key, safe='')}")
+        password = server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        assert password not in command.stdout.decode() + command.stderr.decode()
+        keyed = with_keys(endpoint, client, server_key)
+        env = env_for(keyed, tmp_path)
+        outputs = []
+        for request in (VERIFY, {**VERIFY, "action": "status"}):
+            result = run(request, env)
+            assert result.status == 200, result.response
+            outputs.append(result)
+        wrong_client = env_for(with_keys(endpoint, server_key, server_key), tmp_path)
+        refused = run(VERIFY, wrong_client)
+        # PostgreSQL answers 28P01; PgBouncer checks the proof itself and answers 08P01 for any failed login.
+        assert (refused.status, refused.code) == ((503, "store_unreachable") if pooler else (500, "store_unavailable"))
+        assert "authentication failed" in detail(refused), detail(refused)
+        impostor = run(VERIFY, env_for(with_keys(endpoint, client, base64.b64encode(b"x" * 32).decode()), tmp_path))
+        assert (impostor.status, impostor.code) == (500, "store_unavailable")
+        assert "does not know the password" in detail(impostor), detail(impostor)
+        for result in outputs + [refused, impostor]:
+            text = result.stdout.decode() + result.stderr.decode()
+            for secret in (client, server_key, quote(client, safe=""), password):
+                assert secret not in text
+        migrated = subprocess.run([BINARY, "migrate"], env=env, capture_output=True, timeout=60)
+        assert migrated.returncode == 0 and client not in migrated.stdout.decode() + migrated.stderr.decode()
+    finally:
+        stop_pooler()
+        server.drop_database(database)
+
+
+def test_scram_keys_command_refuses_what_gives_no_usable_keys(server, tmp_path):
+    """No password to derive from, a role whose password is MD5, and a pooler that holds the password itself (it
+    picks a new salt at every login, so keys from one login fail the next): `misconfigured`, exit 78, no keys."""
+    pooler, stop_pooler = start_pgbouncer(server, "scram-password")
+    try:
+        cases = [
+            (url(server, password="", sslmode="disable"), "which has none"),
+            (url(server, user="md5user", password="md5-secret", database="md5user", sslmode="disable"),
+             "without SCRAM-SHA-256"),
+            (pooler.url_for("claim", sslmode="disable"), "did not log in again"),
+        ]
+        for endpoint, reason in cases:
+            command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint},
+                                     capture_output=True, timeout=60)
+            assert command.returncode == 78, command.stdout
+            answer = json.loads(command.stdout)
+            assert answer["error"]["code"] == "misconfigured" and reason in answer["error"]["message"], answer
+            assert "scram_client_key" not in answer
+    finally:
+        stop_pooler()
+    # The password changed (a new salt): the old keys fail like a wrong password until scram-keys runs again.
+    keyuser = url(server, user="keyuser", password="key-secret-1", database="keyuser", sslmode="disable")
+    old = json.loads(subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": keyuser},
+                                    capture_output=True, timeout=60).stdout)["url_parameters"]
+    try:
+        server.admin_sql("ALTER ROLE keyuser PASSWORD 'key-secret-2';")
+        stale = run(VERIFY, env_for(keyuser.replace(":key-secret-1@", "@") + "&" + old, tmp_path))
+        assert (stale.status, stale.code) == (500, "store_unavailable") and "28P01" in detail(stale), stale.response
+        fresh = subprocess.run([BINARY, "scram-keys"],
+                               env={"CLAIM_DATABASE_URL": keyuser.replace("key-secret-1", "key-secret-2")},
+                               capture_output=True, timeout=60)
+        new = json.loads(fresh.stdout)["url_parameters"]
+        assert new != old
+        assert run(VERIFY, env_for(keyuser.replace(":key-secret-1@", "@") + "&" + new, tmp_path)).status == 200
+    finally:
+        server.admin_sql("ALTER ROLE keyuser PASSWORD 'key-secret-1';")
+    # Keys and no password against a server that asks for MD5: nothing to send.
+    client, server_key = derived_keys(server)
+    keyed = with_keys(url(server, user="md5user", password="x", database="md5user", sslmode="disable"), client,
+                      server_key)
+    result = run(VERIFY, env_for(keyed, tmp_path))
+    assert (result.status, result.code) == (500, "store_unavailable") and "has none" in detail(result)
 
 
 # --- TLS ---

@@ -8,6 +8,8 @@ public enum Command: Equatable, Sendable {
     /// One request on stdin, one response on stdout.
     case serve
     case migrate
+    /// Logs in with CLAIM_DATABASE_URL's password and prints the SCRAM keys that spare later logins the PBKDF2.
+    case scramKeys
     case help
     case version
     /// An argument we do not know: usage on stderr, exit `exitUsage`.
@@ -28,6 +30,8 @@ public enum Command: Equatable, Sendable {
         let command: Command?
         if equals("migrate") {
             command = .migrate
+        } else if equals("scram-keys") {
+            command = .scramKeys
         } else if equals("--help") || equals("-h") {
             command = .help
         } else if equals("--version") {
@@ -53,6 +57,8 @@ public enum Command: Equatable, Sendable {
         usage: leetcode-claim < request.json    serve one JSON request: the response is one JSON line on stdout,
                                                 a log line goes to stderr
                leetcode-claim migrate           create or upgrade the database, print one JSON line
+               leetcode-claim scram-keys        log in to PostgreSQL with CLAIM_DATABASE_URL's password and print
+                                                the URL parameters that log in without PBKDF2 (a secret: README)
                leetcode-claim --help | --version
 
         request: {"action": "challenge" | "verify" | "release" | "status", "username": "<LeetCode username>",

@@ -52,15 +52,23 @@ struct AuthenticationStateMachine {
     }
 
     private(set) var state = State.awaitingRequest
+    /// The SCRAM keys of a login whose server proved it knows them; nil for any other method.
+    private(set) var verifiedSCRAMKeys: SCRAMSHA256.Keys?
     let user: String
     let password: String?
+    /// Used by SCRAM instead of the password when given.
+    let scramKeys: SCRAMSHA256.Keys?
     let allowed: PostgresURL.AuthMethods
     /// A fresh SCRAM client nonce, asked for only when the server chooses SCRAM.
     let nonce: () -> String?
 
-    init(user: String, password: String?, allowed: PostgresURL.AuthMethods, nonce: @escaping () -> String?) {
+    init(
+        user: String, password: String?, scramKeys: SCRAMSHA256.Keys? = nil, allowed: PostgresURL.AuthMethods,
+        nonce: @escaping () -> String?
+    ) {
         self.user = user
         self.password = password
+        self.scramKeys = scramKeys
         self.allowed = allowed
         self.nonce = nonce
     }
@@ -97,6 +105,7 @@ struct AuthenticationStateMachine {
             } catch {
                 return fail(.serverNotTrusted, "SCRAM: \(error.reason)")
             }
+            verifiedSCRAMKeys = client.keys
             state = .saslVerified
             return .wait
         case (.saslStarted, .authentication(let request)), (.saslAnswered, .authentication(let request)):
@@ -153,9 +162,14 @@ struct AuthenticationStateMachine {
             guard mechanisms.contains("SCRAM-SHA-256") else {
                 return fail(.authentication, "unsupported SASL mechanisms: \(mechanisms.joined(separator: ", "))")
             }
-            guard let password else { return noPassword() }
+            guard password != nil || scramKeys != nil else { return noPassword() }
             guard let clientNonce = nonce() else { return fail(.authentication, "getrandom failed for the nonce") }
-            let client = SCRAMSHA256(password: password, clientNonce: clientNonce)
+            let client =
+                if let scramKeys {
+                    SCRAMSHA256(keys: scramKeys, clientNonce: clientNonce)
+                } else {
+                    SCRAMSHA256(password: password ?? "", clientNonce: clientNonce)
+                }
             state = .saslStarted(client)
             return .send(FrontendMessage.saslInitialResponse("SCRAM-SHA-256", Array(client.clientFirstMessage.utf8)))
         case .saslContinue, .saslFinal:

@@ -23,6 +23,8 @@ final class PostgresConnection {
     private var usable = false
     /// ReadyForQuery's status: idle, in a transaction, or in a failed transaction.
     private(set) var transactionStatus = BackendMessage.TransactionStatus.idle
+    /// The SCRAM keys the login used, once the server proved it knows them (nil for other methods).
+    private(set) var scramKeys: SCRAMSHA256.Keys?
 
     /// True while the session is open and the server has sent nothing since the last round trip: a kept
     /// connection that may carry the next one. A server that restarted, a pooler that closed the connection and an
@@ -174,13 +176,15 @@ final class PostgresConnection {
         reader.startExchange()
         try send(FrontendMessage.startup(parameters))
         var machine = AuthenticationStateMachine(
-            user: url.user, password: url.password, allowed: url.requireAuth, nonce: SCRAMSHA256.newNonce)
+            user: url.user, password: url.password, scramKeys: url.scramKeys, allowed: url.requireAuth,
+            nonce: SCRAMSHA256.newNonce)
         while true {
             switch machine.received(try readMessage()) {
             case .send(let bytes): try send(bytes)
             case .wait: continue
             case .ready(let status):
                 transactionStatus = status
+                scramKeys = machine.verifiedSCRAMKeys
                 return
             case .fail(let error): throw error
             }

@@ -42,11 +42,15 @@ public struct PostgresURL: Sendable, Equatable {
     public var options: String?
     /// `require_auth`: the authentication methods the server may use, as libpq 16 reads the parameter.
     public var requireAuth: AuthMethods
+    /// `scram_client_key` and `scram_server_key` (libpq 18's names; base64 of 32 bytes each, both or neither): SCRAM
+    /// logs in with them instead of the password, without PBKDF2.
+    var scramKeys: SCRAMSHA256.Keys?
 
     static let defaultPort = 5432
     static let defaultConnectTimeoutS = 5
     static let parameters = [
         "sslmode", "sslrootcert", "connect_timeout", "application_name", "options", "require_auth",
+        "scram_client_key", "scram_server_key",
     ]
     /// Appended to a refusal that a password with a reserved character would explain.
     static let encodingHint = " (percent-encode @ : / ? # & % and spaces in the user name and password)"
@@ -142,6 +146,8 @@ public struct PostgresURL: Sendable, Equatable {
 
         guard rest.isEmpty || rest.hasPrefix("?") else { throw Invalid("unexpected text after the database name") }
         var seen: [String] = []
+        var clientKey: [UInt8]?
+        var serverKey: [UInt8]?
         for pair in rest.dropFirst().split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try PostgresURL.decode(parts[0], what: "a parameter name")
@@ -172,9 +178,19 @@ public struct PostgresURL: Sendable, Equatable {
                 applicationName = value
             case "require_auth":
                 requireAuth = try AuthMethods(requirement: value)
+            case "scram_client_key", "scram_server_key":
+                guard let key = Base64.decode(value[...]), key.count == 32 else {
+                    throw Invalid("\(name) must be a 32-byte key in base64")
+                }
+                if name == "scram_client_key" { clientKey = key } else { serverKey = key }
             default:
                 options = value
             }
+        }
+        switch (clientKey, serverKey) {
+        case (let client?, let server?): scramKeys = SCRAMSHA256.Keys(client: client, server: server)
+        case (nil, nil): break
+        default: throw Invalid("scram_client_key and scram_server_key go together: give both or neither")
         }
     }
 

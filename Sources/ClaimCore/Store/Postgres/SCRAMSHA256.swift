@@ -14,9 +14,25 @@ struct SCRAMSHA256 {
     /// request's deadline, so a hostile server must not make us spin for seconds.
     static let maxIterations = 600_000
 
+    /// A role's ClientKey and ServerKey (RFC 5802 §3), derived from its password, salt and iteration count: what a
+    /// login needs of the password. Given instead of the password (`scram_client_key`, `scram_server_key` in the
+    /// URL, libpq 18's names), they spare each login the PBKDF2.
+    struct Keys: Sendable, Equatable {
+        var client: [UInt8]
+        var server: [UInt8]
+    }
+
+    private enum Secret {
+        case password([UInt8])
+        case keys(Keys)
+    }
+
     let user: String
-    let password: [UInt8]
+    private let secret: Secret
     let clientNonce: String
+    /// The keys this login used, given or derived (`leetcode-claim scram-keys` prints them once the server has
+    /// proven that it knows them too).
+    private(set) var keys: Keys?
     private var authMessage: [UInt8] = []
     private var expectedServerSignature: [UInt8] = []
 
@@ -25,7 +41,15 @@ struct SCRAMSHA256 {
     ///   - clientNonce: printable ASCII without ","; `newNonce()` in production, the RFC's in tests.
     init(user: String = "", password: String, clientNonce: String) {
         self.user = user
-        self.password = Array(password.utf8)
+        secret = .password(Array(password.utf8))
+        self.clientNonce = clientNonce
+    }
+
+    /// With the keys derived beforehand: the server's salt and iteration count are then not used, and a key that
+    /// was derived with others (the password changed since) is refused by the server like a wrong password.
+    init(user: String = "", keys: Keys, clientNonce: String) {
+        self.user = user
+        secret = .keys(keys)
         self.clientNonce = clientNonce
     }
 
@@ -72,11 +96,20 @@ struct SCRAMSHA256 {
             throw Failure("iteration count missing or over \(SCRAMSHA256.maxIterations)")
         }
 
-        guard let salted = SCRAMSHA256.pbkdf2(password: password, salt: salt, iterations: iterations),
-            let clientKey = hmacSHA256(key: salted, message: Array("Client Key".utf8)[...]),
-            let serverKey = hmacSHA256(key: salted, message: Array("Server Key".utf8)[...]),
-            let storedKey = SCRAMSHA256.sha256(clientKey)
-        else { throw Failure("OpenSSL could not compute the SCRAM keys") }
+        let keys: Keys
+        switch secret {
+        case .keys(let given): keys = given
+        case .password(let password):
+            guard let derived = SCRAMSHA256.keys(password: password, salt: salt, iterations: iterations) else {
+                throw Failure("OpenSSL could not compute the SCRAM keys")
+            }
+            keys = derived
+        }
+        self.keys = keys
+        let (clientKey, serverKey) = (keys.client, keys.server)
+        guard let storedKey = SCRAMSHA256.sha256(clientKey) else {
+            throw Failure("OpenSSL could not compute the SCRAM keys")
+        }
 
         // "biws" is base64("n,,"), the gs2 header: no channel binding.
         let withoutProof = "c=biws,r=\(nonce)"
@@ -99,6 +132,15 @@ struct SCRAMSHA256 {
         guard !expectedServerSignature.isEmpty, signature == expectedServerSignature else {
             throw Failure("the server's signature does not match: it does not know the password")
         }
+    }
+
+    /// ClientKey and ServerKey from the password: HMAC(Hi(password, salt, i), "Client Key" / "Server Key").
+    static func keys(password: [UInt8], salt: [UInt8], iterations: Int) -> Keys? {
+        guard let salted = pbkdf2(password: password, salt: salt, iterations: iterations),
+            let client = hmacSHA256(key: salted, message: Array("Client Key".utf8)[...]),
+            let server = hmacSHA256(key: salted, message: Array("Server Key".utf8)[...])
+        else { return nil }
+        return Keys(client: client, server: server)
     }
 
     /// Hi(password, salt, i) of RFC 5802: PBKDF2-HMAC-SHA-256, one 32-byte block.
