@@ -277,8 +277,9 @@ extension Handler {
     }
 
     /// `leetcode-claim scram-keys`: logs in with CLAIM_DATABASE_URL's password (SCRAM-SHA-256, its server proving
-    /// it knows the password too) and prints the role's ClientKey and ServerKey as the URL parameters
-    /// `scram_client_key` and `scram_server_key`, which log in without the password and without PBKDF2.
+    /// it knows the password too), then again with the keys that login used and no password, SCRAM required, and
+    /// only then prints the role's ClientKey and ServerKey as the URL parameters `scram_client_key` and
+    /// `scram_server_key`, which log in without the password and without PBKDF2.
     public static func scramKeys(environment: (String) -> String?) -> (line: String, exitCode: Int32) {
         do throws(ClaimError) {
             let config = try Config.load(environment, storageOnly: true)
@@ -289,27 +290,24 @@ extension Handler {
             }
             url.scramKeys = nil
             let cas = PostgresConnection.TrustedCAs(file: config.http.sslCertFile, directory: config.http.sslCertDir)
-            let connection = try PostgresStore.connect(
-                url, cas: cas, busyTimeoutMs: config.busyTimeoutMs, answerBy: nil)
-            guard let keys = connection.scramKeys else {
-                throw ClaimError(
-                    .misconfigured,
-                    "the server logged us in without SCRAM-SHA-256, so there are no SCRAM keys: scram-keys needs a "
-                        + "role whose password is stored as SCRAM (password_encryption = scram-sha-256)")
-            }
-            // Printed only once they have logged in: a pooler that holds the password itself (not the role's SCRAM
-            // secret) picks a new salt at every login, and keys from one login fail the next.
-            url.scramKeys = keys
+            let keys = try scramKeysOfALogin(url, cas: cas, busyTimeoutMs: config.busyTimeoutMs)
+            // Printed only once they have logged in on their own: a pooler that holds the password itself (not the
+            // role's SCRAM secret) picks a new salt at every login, and keys from one login fail the next.
+            var keyed = url
+            (keyed.password, keyed.scramKeys, keyed.requireAuth) = (nil, keys, [.scramSHA256])
+            let again: PostgresConnection
             do throws(ClaimError) {
-                _ = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: config.busyTimeoutMs, answerBy: nil)
-            } catch {
+                again = try PostgresStore.connect(keyed, cas: cas, busyTimeoutMs: config.busyTimeoutMs, answerBy: nil)
+            } catch  where isRefusedLogin(error) {
                 throw ClaimError(
                     .misconfigured,
-                    "the keys from this login did not log in again (\(error.detail ?? error.message)): a pooler whose "
-                        + "auth_file "
-                        + "holds the password picks a new salt at every login; derive the keys against PostgreSQL "
-                        + "itself, or a pooler whose auth_file holds the role's SCRAM secret",
+                    "the keys from this login did not log in again (\(error.detail ?? error.message)): a pooler "
+                        + "whose auth_file holds the password picks a new salt at every login; derive the keys "
+                        + "against PostgreSQL itself, or a pooler whose auth_file holds the role's SCRAM secret",
                     detail: error.detail)
+            }
+            guard again.scramKeys == keys else {
+                throw ClaimError(.internal, "the second login did not use the keys", detail: "scram-keys")
             }
             let client = Base64.encode(keys.client)
             let server = Base64.encode(keys.server)
@@ -325,6 +323,32 @@ extension Handler {
             return (JSONWriter.serialize(result) + "\n", 0)
         } catch {
             return commandFailure(error)
+        }
+    }
+
+    /// The keys of one login with the password; its connection is closed on return, before the next login (a role
+    /// or pooler may allow one connection at a time).
+    private static func scramKeysOfALogin(_ url: PostgresURL, cas: PostgresConnection.TrustedCAs, busyTimeoutMs: Int)
+        throws(ClaimError) -> SCRAMSHA256.Keys
+    {
+        let connection = try PostgresStore.connect(url, cas: cas, busyTimeoutMs: busyTimeoutMs, answerBy: nil)
+        guard let keys = connection.scramKeys else {
+            throw ClaimError(
+                .misconfigured,
+                "the server or pooler logged us in without SCRAM-SHA-256, so there are no SCRAM keys (its pg_hba "
+                    + "method or auth_type, or a password not stored as SCRAM: password_encryption = scram-sha-256)")
+        }
+        return keys
+    }
+
+    /// A login the server or pooler refused, or one that required_auth refused: not a network or server outage.
+    private static func isRefusedLogin(_ error: ClaimError) -> Bool {
+        guard let failure = error.underlying as? PostgresError else { return false }
+        switch failure.kind {
+        case .serverNotTrusted, .authentication: return true
+        // 28P01 from PostgreSQL; PgBouncer answers every failed login with 08P01 "SASL authentication failed".
+        case .server: return failure.sqlState == "28P01" || failure.message.hasSubstring("authentication failed")
+        default: return false
         }
     }
 

@@ -251,6 +251,26 @@ import Testing
         }
     }
 
+    /// Keys and a password: SCRAM uses the keys (a wrong password changes nothing), MD5 and cleartext the password.
+    @Test func scramKeysWinOverThePasswordForSCRAMOnly() throws {
+        let keys = SCRAMSHA256.Keys(
+            client: try #require(Base64.decode("pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos=")),
+            server: try #require(Base64.decode("wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")))
+        func machine() -> AuthenticationStateMachine {
+            AuthenticationStateMachine(
+                user: "user", password: "not-pencil", scramKeys: keys, allowed: .all,
+                nonce: { AuthenticationStateMachineTests.nonce })
+        }
+        var m = machine()
+        _ = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256"])))
+        let final = m.received(.authentication(.saslContinue(Array(AuthenticationStateMachineTests.serverFirst.utf8))))
+        #expect(final == .send(FrontendMessage.saslResponse(Array(AuthenticationStateMachineTests.clientFinal.utf8))))
+        var clear = machine()
+        #expect(
+            clear.received(.authentication(.cleartextPassword))
+                == .send(FrontendMessage.password(Array("not-pencil".utf8))))
+    }
+
     @Test func saslWithoutSCRAMSHA256IsAnAuthenticationFailure() {
         var m = AuthenticationStateMachineTests.machine()
         guard case .fail(let error) = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256-PLUS"]))) else {

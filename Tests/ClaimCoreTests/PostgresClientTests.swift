@@ -266,9 +266,15 @@ import Testing
         "m=ext,r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
         "garbage",
     ])
-    func malformedServerFirstIsRefused(message: String) {
+    func malformedServerFirstIsRefused(message: String) throws {
         var scram = SCRAMSHA256(user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
         #expect(throws: SCRAMSHA256.Failure.self) { _ = try scram.clientFinalMessage(serverFirst: message) }
+        // With the keys, which use neither salt nor iteration count, the same messages are refused all the same.
+        let keys = SCRAMSHA256.Keys(
+            client: try #require(Base64.decode(PostgresURLTests.clientKey[...])),
+            server: try #require(Base64.decode(PostgresURLTests.serverKey[...])))
+        var keyed = SCRAMSHA256(user: "user", keys: keys, clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        #expect(throws: SCRAMSHA256.Failure.self) { _ = try keyed.clientFinalMessage(serverFirst: message) }
     }
 
     @Test func base64RoundTrip() throws {

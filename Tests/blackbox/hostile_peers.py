@@ -111,6 +111,7 @@ class HostilePostgres(LoopbackServer):
     def __init__(self, password):
         self.password = password
         self.seen = collections.defaultdict(list)
+        self.connections = collections.Counter()
         super().__init__()
 
     def url(self, scenario, password=None, **params):
@@ -182,6 +183,24 @@ class HostilePostgres(LoopbackServer):
         if self._scram_until_client_final(connection, scenario):
             connection.sock.sendall(auth(12, b"v=" + base64.b64encode(bytes(32))) + TRUSTED)
             self._record_queries(connection, scenario)
+
+    def _scram_then(self, connection, scenario, later):
+        """A correct SCRAM login on a scenario's first connection (the server knows the password), `later` on the
+        next ones: what `scram-keys` must not take for a second login with the keys it derived."""
+        self.connections[scenario] += 1
+        if self.connections[scenario] == 1:
+            signature = self._scram_until_client_final(connection, scenario)
+            if signature:
+                connection.sock.sendall(auth(12, b"v=" + signature.encode()) + TRUSTED)
+                self._record_queries(connection, scenario)
+            return
+        later(connection, scenario)
+
+    def scenario_scram_keys_then_trust(self, connection, scenario):
+        self._scram_then(connection, scenario, self.scenario_trust)
+
+    def scenario_scram_keys_then_cleartext(self, connection, scenario):
+        self._scram_then(connection, scenario, self.scenario_cleartext)
 
     def scenario_scram_then_cleartext(self, connection, scenario):
         """A downgrade: SASL began, then a cleartext password is asked for."""

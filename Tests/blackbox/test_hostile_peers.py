@@ -92,6 +92,20 @@ def test_server_that_does_not_prove_itself_gets_no_query(pg, tmp_path, capsys, s
         assert any(kind == "scram-final" for kind, _ in pg.seen[scenario]), "the exchange got as far as the proof"
 
 
+@pytest.mark.parametrize("scenario", ["scram-keys-then-trust", "scram-keys-then-cleartext"])
+def test_scram_keys_prints_keys_only_after_a_login_with_them(pg, tmp_path, scenario):
+    """`scram-keys` logs in with the password, then must log in again with the derived keys alone, by SCRAM: a
+    server that lets the second login in without SCRAM (trust), or asks for a cleartext password then, gets no
+    password and the command prints no key."""
+    outcome = run_limited(b"", pg_env(tmp_path, pg.url(scenario)), ("scram-keys",))
+    assert outcome.proc.returncode == 78, outcome.stdout
+    assert outcome.stdout.count(b"\n") == 1 and b'"misconfigured"' in outcome.stdout
+    assert b"did not log in again" in outcome.stdout and b"require_auth forbids it" in outcome.stdout
+    assert b"scram_client_key" not in outcome.stdout and PASSWORD.encode() not in outcome.stdout + outcome.stderr
+    assert pg.connections[scenario] == 2
+    assert [kind for kind, _ in pg.seen[scenario]] == ["scram-final"], "no password, no query on the second login"
+
+
 @pytest.mark.parametrize("scenario", ["scram-then-cleartext", "scram-then-md5"])
 def test_no_weaker_method_after_scram_began(pg, tmp_path, capsys, scenario):
     result = limited(capsys, f"postgres {scenario}", VERIFY, pg_env(tmp_path, pg.url(scenario)), "store_unavailable")

@@ -342,8 +342,11 @@ def test_scram_keys_log_in_without_the_password(server, tmp_path, through):
     database = server.create_database()
     try:
         endpoint = (pooler or server).url_for(database, sslmode="disable")
-        command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint}, capture_output=True,
-                                 timeout=60)
+        # Keys already in the URL (here wrong ones) are not used: the command derives them from the password.
+        stale = f"&scram_client_key={quote(base64.b64encode(b'c' * 32).decode(), safe='')}" \
+                f"&scram_server_key={quote(base64.b64encode(b's' * 32).decode(), safe='')}"
+        command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint + stale},
+                                 capture_output=True, timeout=60)
         assert command.returncode == 0, command.stdout
         answer = json.loads(command.stdout)
         client, server_key = derived_keys(server)
@@ -352,7 +355,9 @@ def test_scram_keys_log_in_without_the_password(server, tmp_path, through):
                                             f"&scram_server_key={quote(server_key, safe='')}")
         password = server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
         assert password not in command.stdout.decode() + command.stderr.decode()
-        keyed = with_keys(endpoint, client, server_key)
+        # README's recipe: the URL without the password, SCRAM required, the command's url_parameters appended.
+        keyed = with_keys(endpoint + "&require_auth=scram-sha-256", client, server_key)
+        assert keyed.endswith("&require_auth=scram-sha-256&" + answer["url_parameters"])
         env = env_for(keyed, tmp_path)
         outputs = []
         for request in (VERIFY, {**VERIFY, "action": "status"}):
@@ -389,13 +394,17 @@ def test_scram_keys_command_refuses_what_gives_no_usable_keys(server, tmp_path):
              "without SCRAM-SHA-256"),
             (pooler.url_for("claim", sslmode="disable"), "did not log in again"),
         ]
+        client, server_key = derived_keys(server)
+        password = server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
         for endpoint, reason in cases:
             command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint},
                                      capture_output=True, timeout=60)
             assert command.returncode == 78, command.stdout
             answer = json.loads(command.stdout)
             assert answer["error"]["code"] == "misconfigured" and reason in answer["error"]["message"], answer
-            assert "scram_client_key" not in answer
+            output = command.stdout.decode() + command.stderr.decode()
+            for secret in ("scram_client_key", client, server_key, password, "md5-secret"):
+                assert secret not in output
     finally:
         stop_pooler()
     # The password changed (a new salt): the old keys fail like a wrong password until scram-keys runs again.

@@ -181,7 +181,8 @@ struct AuthenticationStateMachine {
     }
 
     private mutating func noPassword() -> Action {
-        fail(.authentication, "the server asks for a password and CLAIM_DATABASE_URL has none")
+        let keysOnly = scramKeys != nil ? " (its SCRAM keys serve SCRAM-SHA-256 only)" : ""
+        return fail(.authentication, "the server asks for a password and CLAIM_DATABASE_URL has none" + keysOnly)
     }
 
     private mutating func fail(_ kind: PostgresError.Kind, _ message: String) -> Action {
