@@ -215,15 +215,16 @@ import Testing
 
     /// With the role's keys and no password: SCRAM runs on the keys (the same proof as the password's, and the
     /// server must still prove itself); cleartext and MD5 have no password to send.
-    @Test func scramKeysWithoutAPassword() throws {
-        // PostgreSQL's empty SCRAM user name does not enter the keys: the RFC's, from "pencil" and its salt.
-        let keys = SCRAMSHA256.Keys(
-            client: try #require(Base64.decode("pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos=")),
-            server: try #require(Base64.decode("wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")))
-        func machine() -> AuthenticationStateMachine {
-            AuthenticationStateMachine(
-                user: "user", password: nil, scramKeys: keys, allowed: .all, nonce: { AuthenticationStateMachineTests.nonce })
-        }
+    /// A machine with the RFC's keys (PostgreSQL's empty SCRAM user name does not enter them: the keys of "pencil"
+    /// and its salt) and `password`.
+    static func machine(keysAnd password: String?) -> AuthenticationStateMachine {
+        AuthenticationStateMachine(
+            user: "user", password: password, scramKeys: PostgresURLTests.keys, allowed: .all, nonce: { nonce })
+    }
+
+    @Test func scramKeysWithoutAPassword() {
+        let keys = PostgresURLTests.keys
+        func machine() -> AuthenticationStateMachine { AuthenticationStateMachineTests.machine(keysAnd: nil) }
         var m = machine()
         guard case .send = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256"]))) else {
             Issue.record("SCRAM with keys must start")
@@ -252,15 +253,8 @@ import Testing
     }
 
     /// Keys and a password: SCRAM uses the keys (a wrong password changes nothing), MD5 and cleartext the password.
-    @Test func scramKeysWinOverThePasswordForSCRAMOnly() throws {
-        let keys = SCRAMSHA256.Keys(
-            client: try #require(Base64.decode("pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos=")),
-            server: try #require(Base64.decode("wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=")))
-        func machine() -> AuthenticationStateMachine {
-            AuthenticationStateMachine(
-                user: "user", password: "not-pencil", scramKeys: keys, allowed: .all,
-                nonce: { AuthenticationStateMachineTests.nonce })
-        }
+    @Test func scramKeysWinOverThePasswordForSCRAMOnly() {
+        func machine() -> AuthenticationStateMachine { AuthenticationStateMachineTests.machine(keysAnd: "not-pencil") }
         var m = machine()
         _ = m.received(.authentication(.sasl(mechanisms: ["SCRAM-SHA-256"])))
         let final = m.received(.authentication(.saslContinue(Array(AuthenticationStateMachineTests.serverFirst.utf8))))

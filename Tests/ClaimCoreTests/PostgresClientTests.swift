@@ -117,6 +117,9 @@ import Testing
     /// independently with Python's hashlib.pbkdf2_hmac and hmac.
     static let clientKey = "pg/JI9Z+hkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos="
     static let serverKey = "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+    /// The two decoded.
+    static let keys = SCRAMSHA256.Keys(
+        client: Base64.decode(clientKey[...]) ?? [], server: Base64.decode(serverKey[...]) ?? [])
 
     @Test func scramKeysAreParsedPercentEncodedOrNot() throws {
         let encoded = "pg%2FJI9Z%2BhkSpLRa5btpe9GVrDHJcSEN0viVTVXaZbos%3D"
@@ -197,42 +200,35 @@ import Testing
 @Suite struct SCRAMTests {
     static let serverFirst = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
 
-    @Test func rfc7677Example() throws {
-        var scram = SCRAMSHA256(user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
+    static let clientFinal =
+        "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    static let serverFinal = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+    /// The same exchange from the password and from the keys derived beforehand (no PBKDF2).
+    @Test(arguments: [false, true]) func rfc7677Example(withKeys: Bool) throws {
+        let nonce = "rOprNGfwEbeRWgbNEkqO"
+        var scram =
+            withKeys
+            ? SCRAMSHA256(user: "user", keys: PostgresURLTests.keys, clientNonce: nonce)
+            : SCRAMSHA256(user: "user", password: "pencil", clientNonce: nonce)
         #expect(scram.clientFirstMessage == "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
-        let final = try scram.clientFinalMessage(serverFirst: SCRAMTests.serverFirst)
-        #expect(
-            final
-                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-                + "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-        try scram.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        #expect(try scram.clientFinalMessage(serverFirst: SCRAMTests.serverFirst) == SCRAMTests.clientFinal)
+        try scram.verify(serverFinal: SCRAMTests.serverFinal)
+        #expect(scram.keys == PostgresURLTests.keys)
     }
 
-    /// The keys derived beforehand give the same exchange as the password, without PBKDF2.
-    @Test func rfc7677ExampleWithTheKeysInsteadOfThePassword() throws {
-        let keys = SCRAMSHA256.Keys(
-            client: try #require(Base64.decode(PostgresURLTests.clientKey[...])),
-            server: try #require(Base64.decode(PostgresURLTests.serverKey[...])))
+    @Test func derivedKeysMatchAndOthersAreRefused() throws {
+        let keys = PostgresURLTests.keys
         #expect(
             SCRAMSHA256.keys(
                 password: Array("pencil".utf8), salt: try #require(Base64.decode("W22ZaJ0SNY7soEsUEjb6gQ==")),
                 iterations: 4096) == keys)
-        var scram = SCRAMSHA256(user: "user", keys: keys, clientNonce: "rOprNGfwEbeRWgbNEkqO")
-        let final = try scram.clientFinalMessage(serverFirst: SCRAMTests.serverFirst)
-        #expect(
-            final
-                == "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-                + "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
-        try scram.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
-        #expect(scram.keys == keys)
         // Keys of another salt (the password changed since): a proof the server refuses, a signature we refuse.
         var other = SCRAMSHA256(
             user: "user", keys: SCRAMSHA256.Keys(client: keys.server, server: keys.client),
             clientNonce: "rOprNGfwEbeRWgbNEkqO")
-        #expect(try other.clientFinalMessage(serverFirst: SCRAMTests.serverFirst) != final)
-        #expect(throws: SCRAMSHA256.Failure.self) {
-            try other.verify(serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
-        }
+        #expect(try other.clientFinalMessage(serverFirst: SCRAMTests.serverFirst) != SCRAMTests.clientFinal)
+        #expect(throws: SCRAMSHA256.Failure.self) { try other.verify(serverFinal: SCRAMTests.serverFinal) }
     }
 
     @Test func postgresSendsAnEmptyUserName() {
@@ -266,14 +262,11 @@ import Testing
         "m=ext,r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
         "garbage",
     ])
-    func malformedServerFirstIsRefused(message: String) throws {
+    func malformedServerFirstIsRefused(message: String) {
         var scram = SCRAMSHA256(user: "user", password: "pencil", clientNonce: "rOprNGfwEbeRWgbNEkqO")
         #expect(throws: SCRAMSHA256.Failure.self) { _ = try scram.clientFinalMessage(serverFirst: message) }
         // With the keys, which use neither salt nor iteration count, the same messages are refused all the same.
-        let keys = SCRAMSHA256.Keys(
-            client: try #require(Base64.decode(PostgresURLTests.clientKey[...])),
-            server: try #require(Base64.decode(PostgresURLTests.serverKey[...])))
-        var keyed = SCRAMSHA256(user: "user", keys: keys, clientNonce: "rOprNGfwEbeRWgbNEkqO")
+        var keyed = SCRAMSHA256(user: "user", keys: PostgresURLTests.keys, clientNonce: "rOprNGfwEbeRWgbNEkqO")
         #expect(throws: SCRAMSHA256.Failure.self) { _ = try keyed.clientFinalMessage(serverFirst: message) }
     }
 
