@@ -162,14 +162,13 @@ struct AuthenticationStateMachine {
             guard mechanisms.contains("SCRAM-SHA-256") else {
                 return fail(.authentication, "unsupported SASL mechanisms: \(mechanisms.joined(separator: ", "))")
             }
-            guard password != nil || scramKeys != nil else { return noPassword() }
             guard let clientNonce = nonce() else { return fail(.authentication, "getrandom failed for the nonce") }
-            let client =
-                if let scramKeys {
-                    SCRAMSHA256(keys: scramKeys, clientNonce: clientNonce)
-                } else {
-                    SCRAMSHA256(password: password ?? "", clientNonce: clientNonce)
-                }
+            let client: SCRAMSHA256
+            switch (scramKeys, password) {
+            case (let keys?, _): client = SCRAMSHA256(keys: keys, clientNonce: clientNonce)
+            case (nil, let password?): client = SCRAMSHA256(password: password, clientNonce: clientNonce)
+            case (nil, nil): return noPassword()
+            }
             state = .saslStarted(client)
             return .send(FrontendMessage.saslInitialResponse("SCRAM-SHA-256", Array(client.clientFirstMessage.utf8)))
         case .saslContinue, .saslFinal:
