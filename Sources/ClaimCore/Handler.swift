@@ -341,15 +341,10 @@ extension Handler {
         return keys
     }
 
-    /// A login the server or pooler refused, or one that required_auth refused: not a network or server outage.
+    /// A login the server or pooler refused, or one that require_auth refused: not a network or server outage.
     private static func isRefusedLogin(_ error: ClaimError) -> Bool {
-        guard let failure = error.underlying as? PostgresError else { return false }
-        switch failure.kind {
-        case .serverNotTrusted, .authentication: return true
-        // 28P01 from PostgreSQL; PgBouncer answers every failed login with 08P01 "SASL authentication failed".
-        case .server: return failure.sqlState == "28P01" || failure.message.hasSubstring("authentication failed")
-        default: return false
-        }
+        guard let failure = (error.underlying as? PostgresError)?.failure else { return false }
+        return failure == .loginRefused || failure == .serverNotTrusted
     }
 
     /// A command's failure line, as `migrate` and `scram-keys` print it.

@@ -196,6 +196,25 @@ import Testing
     }
 }
 
+/// Which server errors a retry can fix: PgBouncer says 08P01 both for a refused login and for a server it cannot
+/// reach (its own texts, from its client.c and for a server that is down).
+@Suite struct PostgresErrorTests {
+    @Test(arguments: [
+        ("08P01", "SASL authentication failed", StoreFailure.loginRefused),
+        ("08P01", "password authentication failed", .loginRefused),
+        ("08P01", "server login has been failing, cached error: password authentication failed for user", .loginRefused),
+        ("08P01", "server login has been failing, try again later (server_login_retry)", .unreachable),
+        ("08P01", "query_wait_timeout", .unreachable),
+        ("08006", "connection failure", .unreachable),
+        ("28P01", "password authentication failed for user \"claim\"", .loginRefused),
+    ])
+    func serverErrors(sqlState: String, message: String, failure: StoreFailure) {
+        let error = PostgresError(
+            .init(severity: "FATAL", sqlState: sqlState, message: message))
+        #expect(error.failure == failure, "\(sqlState) \(message)")
+    }
+}
+
 /// SCRAM-SHA-256 against RFC 7677 §3's example exchange.
 @Suite struct SCRAMTests {
     static let serverFirst = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"

@@ -107,6 +107,9 @@ struct PostgresError: Error, Equatable, CustomStringConvertible {
         case "57P01", "57P02", "57P03": return .unreachable
         case "25006": return .readOnly
         case "53100": return .full
+        // PgBouncer refuses a login with 08P01 too ("SASL authentication failed", "password authentication failed"),
+        // and also reports a server login that keeps failing on its password so: no retry fixes either.
+        case "08P01" where message.hasSubstring("authentication failed"): return .loginRefused
         default: return state.hasPrefix("08") ? .unreachable : .failed  // 08: connection_exception
         }
     }
