@@ -81,11 +81,19 @@ def test_postgres_answer_over_the_budget_is_refused(pg, tmp_path, capsys, scenar
 
 # --- Defect 4 and the authentication state machine's rules ---
 
+# SCRAM keys (any: the hostile server does not know them) as URL parameters, for the runs that log in with keys.
+KEYS = {"scram_client_key": "Y2xpZW50LWtleS1jbGllbnQta2V5LWNsaWVudC1rZXk%3D",
+        "scram_server_key": "c2VydmVyLWtleS1zZXJ2ZXIta2V5LXNlcnZlci1rZXk%3D"}
+
+
+@pytest.mark.parametrize("secret", ["password", "keys"])
 @pytest.mark.parametrize("scenario", ["scram-skips-proof", "scram-skips-final", "scram-wrong-signature",
                                       "ready-before-ok"])
-def test_server_that_does_not_prove_itself_gets_no_query(pg, tmp_path, capsys, scenario):
-    """ReadyForQuery only after AuthenticationOk, and after SCRAM only once the server's signature verified."""
-    result = limited(capsys, f"postgres {scenario}", VERIFY, pg_env(tmp_path, pg.url(scenario)), "store_unavailable")
+def test_server_that_does_not_prove_itself_gets_no_query(pg, tmp_path, capsys, scenario, secret):
+    """ReadyForQuery only after AuthenticationOk, and after SCRAM only once the server's signature verified: with
+    the password and with the role's keys in the URL alike."""
+    url = pg.url(scenario, **(KEYS if secret == "keys" else {}))
+    result = limited(capsys, f"postgres {scenario} ({secret})", VERIFY, pg_env(tmp_path, url), "store_unavailable")
     assert result.response["error"]["message"] == "the claim database's server did not authenticate as required"
     assert not [sql for kind, sql in pg.seen[scenario] if kind == "sql"], "a query reached an unproven server"
     if scenario.startswith("scram"):
