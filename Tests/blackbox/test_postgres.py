@@ -63,9 +63,14 @@ def env_for(url, tmp_path, **extra):
     return env
 
 
+def role_password(srv):
+    """The test role's password, from the URL scripts/postgres.sh wrote."""
+    return srv.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+
+
 def url(srv, user="claim", password=None, database="claim", host="127.0.0.1", **params):
     from urllib.parse import quote
-    secret = srv.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1] if password is None else password
+    secret = role_password(srv) if password is None else password
     text = f"postgres://{quote(user, safe='')}"
     if secret:
         text += ":" + quote(secret, safe="")
@@ -263,7 +268,7 @@ def test_wrong_password_is_store_unavailable_and_never_logged(server, tmp_path, 
     pooler, stop_pooler = start_pgbouncer(server) if through == "pgbouncer" else (None, lambda: None)
     try:
         endpoint = pooler.url_for("claim", sslmode="disable") if pooler else url(server)
-        wrong = endpoint.replace(server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1], "not-the-password-42")
+        wrong = endpoint.replace(role_password(server), "not-the-password-42")
         result = run(VERIFY, env_for(wrong, tmp_path))
     finally:
         stop_pooler()
@@ -326,7 +331,7 @@ def derived_keys(srv, role="claim"):
     secret = srv.admin_sql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{role}';").strip()
     iterations, salt = secret.split("$")[1].split(":")
     stored, server_key = secret.split("$")[2].split(":")
-    password = srv.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1] if role == "claim" else ROLES[role][1]
+    password = role_password(srv) if role == "claim" else ROLES[role][1]
     salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
     client = hmac.new(salted, b"Client Key", "sha256").digest()
     assert hashlib.sha256(client).digest() == base64.b64decode(stored)
@@ -363,7 +368,7 @@ def test_scram_keys_log_in_without_the_password(server, tmp_path, through):
         assert (answer["scram_client_key"], answer["scram_server_key"]) == (client, server_key)
         assert answer["url_parameters"] == (f"scram_client_key={quote(client, safe='')}"
                                             f"&scram_server_key={quote(server_key, safe='')}")
-        password = server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        password = role_password(server)
         assert password not in command.stdout.decode() + command.stderr.decode()
         # README's recipe: the URL without the password, SCRAM required, the command's url_parameters appended.
         keyed = with_keys(endpoint + "&require_auth=scram-sha-256", client, server_key)
@@ -405,7 +410,7 @@ def test_scram_keys_command_refuses_what_gives_no_usable_keys(server, tmp_path):
             (pooler.url_for("claim", sslmode="disable"), "did not log in again"),
         ]
         client, server_key = derived_keys(server)
-        password = server.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        password = role_password(server)
         for endpoint, reason in cases:
             command = subprocess.run([BINARY, "scram-keys"], env={"CLAIM_DATABASE_URL": endpoint},
                                      capture_output=True, timeout=60)
